@@ -1,0 +1,183 @@
+"""Batch jobs over many images: which inputs, which outputs, and an honest report of every item.
+
+Shared by every subcommand that maps input images to output images (upscale, inpaint). The rules:
+- inputs are files, folders (their images, sorted), glob patterns, or '-' for stdin; order is deterministic;
+- an output never overwrites an input, and two inputs never write the same output;
+- every item ends as ok, skipped or failed; failures are named and make the exit code 1;
+- with json=True each item is one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from gancli import console, imageio
+
+
+class UsageError(ValueError):
+    """A problem with the command line as a whole (exit code 2)."""
+
+
+@dataclass
+class Item:
+    input: str
+    output: str
+    status: str = "pending"  # ok | skipped | failed
+    error: str | None = None
+    in_size: list[int] | None = None
+    out_size: list[int] | None = None
+    seconds: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def expand_inputs(args: list[str], recursive: bool = False) -> list[str]:
+    """Files, folders and globs -> image paths (each group sorted, duplicates dropped). '-' stays '-'."""
+    out: list[str] = []
+    for arg in args:
+        if arg == imageio.STDIO:
+            out.append(arg)
+            continue
+        p = Path(arg)
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = sorted(str(f) for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in imageio.IMAGE_SUFFIXES)
+            if not found:
+                raise UsageError(f"folder {arg} has no images ({', '.join(sorted(imageio.IMAGE_SUFFIXES))})")
+            out += found
+        elif p.exists() or p.is_symlink():
+            out.append(arg)
+        elif glob.has_magic(arg):
+            found = sorted(f for f in glob.glob(arg, recursive=True) if Path(f).is_file())
+            if not found:
+                raise UsageError(f"no file matches {arg!r}")
+            out += found
+        else:
+            raise UsageError(f"input {arg} does not exist")
+    seen: set[str] = set()
+    unique = []
+    for f in out:
+        key = f if f == imageio.STDIO else os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    if not unique:
+        raise UsageError("no input images")
+    if imageio.STDIO in unique and len(unique) > 1:
+        raise UsageError("'-' (stdin) cannot be mixed with other inputs")
+    return unique
+
+
+def plan_outputs(inputs: list[str], output: str | None, tag: str, fmt: str | None) -> list[Item]:
+    """Pair each input with its output path.
+
+    output None: beside each input as STEM_TAG.EXT; output a folder (existing, or ending in '/', or several inputs):
+    OUT/STEM.EXT; otherwise a single output file. fmt: output suffix ('png', ...) or None to keep the input's.
+    """
+    ext = None if fmt is None else "." + fmt.lower().lstrip(".")
+    if ext is not None and ext not in imageio.FORMAT_BY_SUFFIX:
+        raise UsageError(f"unknown --format {fmt!r} (use {', '.join(s[1:] for s in sorted(imageio.FORMAT_BY_SUFFIX))})")
+
+    def out_ext(src: str) -> str:
+        if ext:
+            return ext
+        suffix = Path(src).suffix.lower()
+        return suffix if suffix in imageio.FORMAT_BY_SUFFIX else ".png"
+
+    if output == imageio.STDIO:
+        if len(inputs) > 1:
+            raise UsageError("-o - (stdout) takes exactly one input")
+        return [Item(inputs[0], output)]
+    to_folder = output is not None and (Path(output).is_dir() or output.endswith(("/", os.sep)) or len(inputs) > 1)
+    items = []
+    for src in inputs:
+        if src == imageio.STDIO:
+            if output is None or to_folder:
+                raise UsageError("with '-' (stdin) as input give -o FILE or -o - (stdout)")
+            items.append(Item(src, output))
+            continue
+        stem = Path(src).stem
+        if output is None:
+            dest = str(Path(src).with_name(f"{stem}_{tag}{out_ext(src)}"))
+        elif to_folder:
+            dest = str(Path(output) / f"{stem}{out_ext(src)}")
+        else:
+            dest = output
+            if Path(dest).suffix.lower() not in imageio.FORMAT_BY_SUFFIX:
+                raise UsageError(f"output {dest} has no image suffix ({', '.join(sorted(imageio.FORMAT_BY_SUFFIX))});"
+                                 " to write into a folder, end it with '/'")
+        items.append(Item(src, dest))
+    in_real = {os.path.realpath(i) for i in inputs if i != imageio.STDIO}
+    seen: dict[str, str] = {}
+    for it in items:
+        if it.output == imageio.STDIO:
+            continue
+        real = os.path.realpath(it.output)
+        if real in in_real:
+            raise UsageError(f"output {it.output} would overwrite an input; choose another -o")
+        if real in seen:
+            raise UsageError(f"{seen[real]} and {it.input} would both write {it.output}; use --format or separate runs")
+        seen[real] = it.input
+    return items
+
+
+def output_is_valid(path: str) -> bool:
+    """True when `path` exists and decodes completely (a truncated file from an earlier crash is not valid)."""
+    try:
+        imageio.load(path)
+        return True
+    except (imageio.ImageReadError, OSError):
+        return False
+
+
+def run(items: list[Item], process: Callable[[Item], None], *, skip_existing: bool, as_json: bool,
+        label: str) -> int:
+    """Run `process` on each item; report each one; return the exit code (0 all ok/skipped, 1 any failed)."""
+    failed = 0
+    with console.progress(len(items), label) as advance:
+        for it in items:
+            t0 = time.perf_counter()
+            if skip_existing and it.output != imageio.STDIO and Path(it.output).exists():
+                if output_is_valid(it.output):
+                    it.status = "skipped"
+                else:
+                    console.warn(f"{it.output} exists but does not decode: redoing it")
+            if it.status != "skipped":
+                try:
+                    if it.output != imageio.STDIO:
+                        Path(it.output).parent.mkdir(parents=True, exist_ok=True)
+                    process(it)
+                    it.status = "ok"
+                except (imageio.ImageReadError, imageio.ImageWriteError, OSError, ValueError) as e:
+                    it.status, it.error = "failed", _one_line(e)
+                except MemoryError:
+                    it.status, it.error = "failed", "out of memory (try a smaller --tile)"
+            it.seconds = round(time.perf_counter() - t0, 4)
+            if it.status == "failed":
+                failed += 1
+                console.error(f"{it.input}: {it.error}" if not it.error.startswith(it.input) else it.error)
+            elif not as_json and not console.is_tty():
+                console.info(f"{it.status} {it.input} -> {it.output} ({it.seconds:.2f} s)")
+            if as_json:
+                record = {k: v for k, v in asdict(it).items() if k != "extra"} | it.extra
+                sys.stdout.write(json.dumps(record) + "\n")
+                sys.stdout.flush()
+            advance()
+    done = sum(it.status == "ok" for it in items)
+    skipped = sum(it.status == "skipped" for it in items)
+    if len(items) > 1 or failed:
+        console.info(f"{done} done, {skipped} skipped, {failed} failed")
+    return 1 if failed else 0
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    return text.splitlines()[0]

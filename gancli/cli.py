@@ -1,0 +1,313 @@
+"""The command line: one small function per subcommand: parse, call the core, report.
+
+torch is imported inside the commands, so `gancli --help` and `gancli CMD --help` are instant.
+Exit codes: 0 all done; 1 some or all items failed (each named); 2 usage error; 130/143 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gancli import __version__, console
+
+app = typer.Typer(
+    name="gancli",
+    help="GAN image editing from the command line: upscale photos, train models on your own images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def fail(msg: str, code: int = EXIT_USAGE) -> typer.Exit:
+    console.error(msg)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gancli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    pass
+
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="CPU threads (0: every core).")]
+
+
+@app.command()
+def upscale(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders, globs, or - for stdin.", show_default=False)],
+    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Output file, folder (ends in / or exists), or - for stdout. Default: INPUT_x4.EXT beside each input.")] = None,
+    scale: Annotated[Optional[int], typer.Option("--scale", help="Native factor of the model to use (4; 2 where a x2 model ships).")] = None,
+    outscale: Annotated[Optional[float], typer.Option("--outscale", min=0.01, help="Final size factor (resizes the model's output).")] = None,
+    width: Annotated[Optional[int], typer.Option("--width", min=1, help="Final width (height follows the aspect ratio unless given).")] = None,
+    height: Annotated[Optional[int], typer.Option("--height", min=1, help="Final height.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Shipped model name (see `gancli models`).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="A model file (.safetensors) instead of a shipped model.")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format for folder outputs: png, jpg, webp, tif, bmp (default: as the input; stdout: png).")] = None,
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality (WebP 100 = lossless).")] = 95,
+    strip_metadata: Annotated[bool, typer.Option("--strip-metadata", help="Do not carry EXIF and ICC profile to the output.")] = False,
+    tile: Annotated[int, typer.Option("--tile", min=0, help="Tile side in input pixels (0: automatic).")] = 0,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip items whose output exists and decodes.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in sub-folders too.")] = False,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this.")] = 200_000_000,
+    device: DeviceOpt = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, fp16, bf16.")] = "auto",
+    threads: ThreadsOpt = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON record per item on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings on stderr.")] = False,
+) -> None:
+    """Upscale images with a super-resolution model (x4 by default).
+
+    Exit code 0 when every item is done or skipped, 1 when any failed (the others are still processed), 2 for a
+    usage error.
+    """
+    from gancli import batch, imageio
+
+    console.quiet = quiet
+    if outscale is not None and (width or height):
+        raise fail("--outscale and --width/--height are exclusive")
+    if model and weights:
+        raise fail("--model and --weights are exclusive")
+    if as_json and output == imageio.STDIO:
+        raise fail("--json writes to stdout, so it cannot be combined with -o -")
+    try:
+        sources = batch.expand_inputs(inputs, recursive)
+        out_fmt = imageio.format_for(output, (fmt or "png")) if output == imageio.STDIO else None
+    except (batch.UsageError, imageio.ImageWriteError) as e:
+        raise fail(str(e)) from None
+
+    import torch
+
+    from gancli import checkpoints, devices, shipped
+    from gancli.tasks.upscale import upscale_picture
+
+    try:
+        dev = devices.pick_device(device)
+        dtype = devices.pick_dtype(dev, precision)
+        devices.set_threads(threads)
+        if weights is not None:
+            net, info = checkpoints.load_model(weights, dev)
+            model_name = info.name or weights.name
+            if scale is not None and info.scale != scale:
+                raise ValueError(f"{weights} upscales x{info.scale}, not x{scale}")
+        else:
+            entry = shipped.find(model, "upscale", scale)
+            net, info = checkpoints.load_model(shipped.verify(entry), dev)
+            model_name = entry.name
+        if info.task != "upscale":
+            raise ValueError(f"model {model_name} is a {info.task!r} model, not an upscale model")
+    except (devices.DeviceError, shipped.ShippedModelError, checkpoints.CheckpointError, ValueError) as e:
+        raise fail(str(e)) from None
+    net = net.to(dtype=dtype, memory_format=torch.channels_last)
+    if outscale is not None:
+        tag = f"x{outscale:g}"
+    elif width or height:
+        tag = f"{width or ''}x{height or ''}"
+    else:
+        tag = f"x{info.scale}"
+    try:
+        items = batch.plan_outputs(sources, output, tag, fmt)
+    except batch.UsageError as e:
+        raise fail(str(e)) from None
+
+    def process(it: batch.Item) -> None:
+        pic = imageio.load(it.input, max_pixels=max_pixels)
+        for note in pic.notes:
+            console.warn(note)
+        w, h = pic.size
+        it.in_size = [w, h]
+        out = upscale_picture(net, pic, info.scale, device=dev, dtype=dtype, tile=tile)
+        target = _target_size(w, h, info.scale, outscale, width, height)
+        if target != out.size:
+            out = imageio.resize(out, target)
+        it.out_size = list(out.size)
+        for note in imageio.save(out, it.output, out_fmt, quality, strip_metadata):
+            console.warn(f"{it.output}: {note}")
+
+    for it in items:
+        it.extra = {"model": model_name, "device": str(dev)}
+    code = batch.run(items, process, skip_existing=skip_existing, as_json=as_json, label="upscale")
+    raise typer.Exit(code)
+
+
+def _target_size(w: int, h: int, scale: int, outscale: float | None, width: int | None,
+                 height: int | None) -> tuple[int, int]:
+    """Final (width, height): the model's native size, or as --outscale / --width / --height ask."""
+    if outscale is not None:
+        return max(1, round(w * outscale)), max(1, round(h * outscale))
+    if width and height:
+        return width, height
+    if width:
+        return width, max(1, round(h * width / w))
+    if height:
+        return max(1, round(w * height / h)), height
+    return w * scale, h * scale
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """List the models shipped with gancli."""
+    from gancli import shipped
+    from gancli.checkpoints import read_model_info
+
+    rows = []
+    for m in shipped.shipped_models():
+        size = m.path.stat().st_size if m.path.exists() else None
+        params = None
+        if m.path.exists():
+            info = read_model_info(m.path)
+            params = info.provenance.get("parameters")
+        rows.append({"name": m.name, "task": m.task, "scale": m.scale, "default": m.default, "bytes": size,
+                     "parameters": params, "description": m.description, "file": str(m.path)})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "task", "scale", "size", "description", box=None)
+    for r in rows:
+        size = f"{r['bytes'] / 1e6:.2f} MB" if r["bytes"] else "missing"
+        name = r["name"] + (" (default)" if r["default"] else "")
+        table.add_row(name, r["task"], f"x{r['scale']}", size, r["description"])
+    Console().print(table)
+
+
+class Task(str, Enum):
+    upscale = "upscale"
+
+
+@app.command()
+def train(
+    data: Annotated[Optional[list[Path]], typer.Option("--data", help="Folder of training images (repeatable).")] = None,
+    task: Annotated[Task, typer.Option("--task", help="What to train.")] = Task.upscale,
+    run: Annotated[Optional[Path], typer.Option("--run", help="Run folder (default: runs/TASK). Rerun to resume.")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Start over even if the run folder has a checkpoint.")] = False,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Total optimizer steps of the run.")] = None,
+    minutes: Annotated[Optional[float], typer.Option("--minutes", min=0, help="Stop cleanly after this wall time.")] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Patches per step.")] = None,
+    patch: Annotated[Optional[int], typer.Option("--patch", min=4, help="Low-resolution patch side.")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", min=0, help="Peak learning rate.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
+    scale: Annotated[Optional[int], typer.Option("--scale", min=2, max=8, help="Upscaling factor.")] = None,
+    arch: Annotated[Optional[str], typer.Option("--arch", help="Generator architecture (see gancli.models).")] = None,
+    model_config: Annotated[Optional[str], typer.Option("--model-config", help='JSON, e.g. \'{"num_feat": 48}\'.')] = None,
+    eval_every: Annotated[Optional[int], typer.Option("--eval-every", min=1, help="Steps between validations.")] = None,
+    val_count: Annotated[Optional[int], typer.Option("--val-count", min=0, help="Images held out for validation.")] = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = 0,
+) -> None:
+    """Train a model on a folder of images; resumable (rerun the same command), stops cleanly on Ctrl-C."""
+    run_dir = run or Path("runs") / task.value
+    model_over: dict | None = None
+    if model_config is not None:
+        try:
+            model_over = json.loads(model_config)
+            assert isinstance(model_over, dict)
+        except (json.JSONDecodeError, AssertionError):
+            raise fail(f"--model-config must be a JSON object, got {model_config!r}") from None
+    if scale is not None:
+        model_over = {**(model_over or {}), "scale": scale}
+
+    from gancli import devices
+    from gancli.checkpoints import CheckpointError
+    from gancli.training.config import resolve
+    from gancli.training.engine import Trainer, TrainingDiverged, TrainingInterrupted
+    from gancli.training.upscale import UpscaleTask
+
+    overrides = {"task": task.value, "data": [str(d) for d in data] if data else None, "steps": steps,
+                 "batch": batch, "patch": patch, "lr": lr, "seed": seed, "arch": arch, "model": model_over,
+                 "eval_every": eval_every, "val_count": val_count}
+    try:
+        cfg = resolve(run_dir, overrides, new)
+    except (ValueError, TypeError, json.JSONDecodeError) as e:
+        raise fail(str(e)) from None
+    if not cfg.data:
+        raise fail("--data is required for a new run")
+    try:
+        dev = devices.pick_device(device)
+    except devices.DeviceError as e:
+        raise fail(str(e)) from None
+    devices.set_threads(threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_file = open(run_dir / "train.log", "a")
+
+    def log(msg: str) -> None:
+        console.info(msg)
+        log_file.write(msg + "\n")
+        log_file.flush()
+
+    try:
+        import torch
+
+        torch.manual_seed(cfg.seed)
+        task_obj = UpscaleTask(cfg, dev, log)
+        trainer = Trainer(cfg, task_obj, run_dir, dev, log)
+        if new or not trainer.resume():
+            (run_dir / "last.safetensors").unlink(missing_ok=True)
+            log(f"new run in {run_dir} on {dev}: {cfg.to_json()}")
+        else:
+            log(f"resumed {run_dir} at step {trainer.step}")
+        (run_dir / "config.json").write_text(cfg.to_json())
+        trainer.run(minutes=minutes)
+        log(f"stopped at step {trainer.step}; best validation score {trainer.best_score:.4f}")
+    except TrainingInterrupted as e:
+        log(str(e))
+        raise typer.Exit(e.exit_code) from None
+    except (TrainingDiverged, CheckpointError, ValueError, FileNotFoundError) as e:
+        raise fail(str(e), EXIT_FAILED) from None
+    finally:
+        log_file.close()
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run folder of `gancli train`.", exists=True, file_okay=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write (.safetensors).")],
+    name: Annotated[str, typer.Option("--name", help="Model name shown by `gancli models`.")] = "",
+    description: Annotated[str, typer.Option("--description", help="One-line description.")] = "",
+    fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="Store weights as float16 (half the size).")] = True,
+) -> None:
+    """Export the best EMA generator of a training run as a model file that `--weights` reads."""
+    from gancli import checkpoints
+
+    best = run / "best.safetensors"
+    if not best.exists():
+        raise fail(f"{run} has no best.safetensors yet (it is written at the first validation)", EXIT_FAILED)
+    if output.suffix != ".safetensors":
+        raise fail(f"output must end in .safetensors, got {output}")
+    import torch
+
+    try:
+        model, info = checkpoints.load_model(best)
+    except checkpoints.CheckpointError as e:
+        raise fail(str(e), EXIT_FAILED) from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    checkpoints.save_model(
+        model, output, task=info.task, name=name or info.name or output.stem,
+        description=description or info.description, provenance=info.provenance,
+        dtype=torch.float16 if fp16 else None,
+    )
+    console.info(f"wrote {output} (step {info.provenance.get('steps')}, validation {info.provenance.get('val')})")
+
+
+def main() -> None:
+    app()

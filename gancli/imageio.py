@@ -1,0 +1,419 @@
+"""The only module that touches Pillow: reading and writing images with their metadata.
+
+`load` returns a `Picture`: pixels as numpy (uint8 or uint16, gray or RGB), alpha kept apart, EXIF orientation
+already applied, and the metadata (ICC profile, EXIF, DPI) to carry to the output. `save` writes a Picture in the
+format its suffix names, atomically. Pillow reads 16-bit color PNG/TIFF only as 8 bits, so those go through OpenCV
+on read and through the small 16-bit writers at the end of this module on write.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import sys
+import warnings
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from gancli.atomic import atomic_path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+FORMAT_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+                    ".bmp": "BMP"}
+STDIO = "-"
+DEFAULT_MAX_PIXELS = 200_000_000  # refuse decompression bombs; --max-pixels raises it
+_ORIENTATION = 0x0112
+
+
+class ImageReadError(ValueError):
+    """A file that is not a readable image; the message names it and says why."""
+
+
+class ImageWriteError(OSError):
+    """An output that cannot be written; the message names it and says why."""
+
+
+@dataclass
+class Picture:
+    """pixels: (H, W, C) uint8 or uint16 with C = 1 (gray) or 3 (RGB); alpha: (H, W) of the same dtype or None."""
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  # orientation already applied and reset to 1
+    dpi: tuple[float, float] | None = None
+    source_format: str = ""
+    notes: list[str] = field(default_factory=list)  # things the caller should warn about (e.g. frames dropped)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)"""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.pixels.dtype == np.uint16 else 8
+
+    @property
+    def gray(self) -> bool:
+        return self.pixels.shape[2] == 1
+
+    @property
+    def mode(self) -> str:
+        """A short description, e.g. 'RGBA 8-bit' or 'L 16-bit'."""
+        return f"{'L' if self.gray else 'RGB'}{'A' if self.alpha is not None else ''} {self.bit_depth}-bit"
+
+
+# ------------------------------------------------------------------------------------------------------- reading
+
+
+def read_bytes(src: str | Path) -> bytes:
+    """The raw bytes of a file, or of stdin for '-'."""
+    if str(src) == STDIO:
+        return sys.stdin.buffer.read()
+    try:
+        return Path(src).read_bytes()
+    except IsADirectoryError:
+        raise ImageReadError(f"{src}: is a folder, not an image") from None
+    except OSError as e:
+        raise ImageReadError(f"{src}: cannot read: {e.strerror or e}") from None
+
+
+def load(src: str | Path, data: bytes | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
+    """Decode an image file ('-' for stdin) into a Picture, with EXIF orientation applied.
+
+    Every mode Pillow reads comes out as gray or RGB (+ alpha), 8 or 16 bits per channel:
+    1/L/P/CMYK/YCbCr/LAB -> 8-bit; I;16 and 16-bit PNG/TIFF -> 16-bit; P with transparency -> RGBA.
+    """
+    name = "stdin" if str(src) == STDIO else str(src)
+    if data is None:
+        data = read_bytes(src)
+    if not data:
+        raise ImageReadError(f"{name}: empty file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        old_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            im = Image.open(io.BytesIO(data))
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ImageReadError(f"{name}: {w}x{h} is over the limit of {max_pixels} pixels (raise --max-pixels)")
+            notes = []
+            if getattr(im, "n_frames", 1) > 1:
+                notes.append(f"{name}: has {im.n_frames} frames; only the first is used")
+            pic = _decode(im, data, name)
+        except ImageReadError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageReadError(f"{name}: image is over the limit of {max_pixels} pixels (raise --max-pixels)") from None
+        except Exception as e:  # Pillow raises many types for broken files (OSError, SyntaxError, ValueError, ...)
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if "cannot identify image file" in msg:
+                msg = "unknown or corrupt format"
+            raise ImageReadError(f"{name}: not a readable image ({msg})") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = old_limit
+    pic.notes = notes + pic.notes
+    return pic
+
+
+def _decode(im: Image.Image, data: bytes, name: str) -> Picture:
+    exif = im.getexif()
+    orientation = exif.get(_ORIENTATION, 1)
+    if _ORIENTATION in exif:
+        exif[_ORIENTATION] = 1
+    exif_bytes = exif.tobytes() if len(exif) else None
+    icc = im.info.get("icc_profile") or None
+    dpi = im.info.get("dpi")
+    fmt = im.format or ""
+    if _is_16bit_color(im, data):
+        pixels, alpha = _decode_16bit_color(data, name)
+    else:
+        pixels, alpha = _decode_pillow(im)
+    pixels, alpha = _orient(pixels, orientation), (None if alpha is None else _orient(alpha, orientation))
+    return Picture(np.ascontiguousarray(pixels), None if alpha is None else np.ascontiguousarray(alpha),
+                   icc_profile=icc, exif=exif_bytes, dpi=tuple(float(v) for v in dpi) if dpi else None,
+                   source_format=fmt)
+
+
+def _decode_pillow(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    im.load()
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(im).astype(np.uint16)[..., None], None
+    if mode == "I":  # 32-bit int: Pillow's mode for 16-bit PNG gray; clip to 16 bits
+        return np.clip(np.asarray(im), 0, 65535).astype(np.uint16)[..., None], None
+    if mode == "F":
+        return (np.clip(np.asarray(im), 0, 1) * 65535 + 0.5).astype(np.uint16)[..., None], None
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode == "L" and "transparency" in im.info:
+        im = im.convert("LA")
+    elif mode == "RGB" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    elif mode in ("PA",):
+        im = im.convert("RGBA")
+    elif mode == "La":
+        im = im.convert("LA")
+    elif mode == "RGBa":
+        im = im.convert("RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ... (CMYK conversion is approximate without a profile)
+    a = np.asarray(im)
+    if im.mode == "L":
+        return a[..., None], None
+    if im.mode == "LA":
+        return a[..., :1], a[..., 1]
+    if im.mode == "RGBA":
+        return a[..., :3], a[..., 3]
+    return a, None
+
+
+def _is_16bit_color(im: Image.Image, data: bytes) -> bool:
+    if im.format == "PNG" and len(data) > 26:
+        bit_depth, color_type = data[24], data[25]
+        return bit_depth == 16 and color_type in (2, 4, 6)
+    if im.format == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        bits = tags.get(258, (8,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return max(bits) == 16 and int(tags.get(277, 1)) >= 2
+    return False
+
+
+def _decode_16bit_color(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    import cv2  # only for 16-bit color, which Pillow cannot hold
+
+    a = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if a is None:
+        raise ImageReadError(f"{name}: not a readable 16-bit image")
+    if a.dtype != np.uint16:
+        a = a.astype(np.uint16) * 257 if a.dtype == np.uint8 else a.astype(np.uint16)
+    if a.ndim == 2:
+        return a[..., None], None
+    if a.shape[2] == 2:
+        return a[..., :1], a[..., 1]
+    if a.shape[2] == 3:
+        return a[..., ::-1], None
+    if a.shape[2] == 4:
+        rgb = a[..., 2::-1]
+        if data[:4] == b"\x89PNG" and data[25] == 4:  # gray + alpha PNG, expanded to BGRA by OpenCV
+            rgb = rgb[..., :1]
+        return rgb, a[..., 3]
+    raise ImageReadError(f"{name}: unsupported channel count {a.shape[2]}")
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an (H, W, ...) array, as ImageOps.exif_transpose does."""
+    if orientation == 2:
+        return a[:, ::-1]
+    if orientation == 3:
+        return a[::-1, ::-1]
+    if orientation == 4:
+        return a[::-1]
+    if orientation == 5:
+        return a.swapaxes(0, 1)
+    if orientation == 6:
+        return np.rot90(a, -1)
+    if orientation == 7:
+        return a[::-1, ::-1].swapaxes(0, 1)
+    if orientation == 8:
+        return np.rot90(a, 1)
+    return a
+
+
+def read_rgb_array(path: str | Path, halve_above: int = 0) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB with EXIF orientation applied (for training data).
+
+    halve_above > 0: downscale by 2 (Lanczos) when the shorter side is at least that many pixels.
+    """
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        im = im.convert("RGB")
+        if halve_above and min(im.size) >= halve_above:
+            im = im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS)
+        return np.asarray(im).copy()
+
+
+# ------------------------------------------------------------------------------------------------------- writing
+
+
+def format_for(path: str | Path, default: str = "PNG") -> str:
+    """The output format its suffix names ('-' -> `default`); an unknown suffix is an error."""
+    if str(path) == STDIO:
+        return default.upper()
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMAT_BY_SUFFIX:
+        raise ImageWriteError(f"{path}: unknown output format {suffix or '(no suffix)'!r} "
+                              f"(use one of {', '.join(sorted(FORMAT_BY_SUFFIX))})")
+    return FORMAT_BY_SUFFIX[suffix]
+
+
+def resize(pic: Picture, size: tuple[int, int]) -> Picture:
+    """Lanczos resize to (width, height), per channel, keeping the bit depth."""
+    if pic.size == size:
+        return pic
+
+    def one(a: np.ndarray) -> np.ndarray:
+        if a.dtype == np.uint8:
+            return np.asarray(Image.fromarray(a).resize(size, Image.Resampling.LANCZOS))
+        f = Image.fromarray(a.astype(np.float32) / 65535.0, mode="F").resize(size, Image.Resampling.LANCZOS)
+        return (np.clip(np.asarray(f), 0, 1) * 65535 + 0.5).astype(np.uint16)
+
+    if pic.pixels.dtype == np.uint8 and pic.pixels.shape[2] == 3:
+        pixels = np.asarray(Image.fromarray(pic.pixels).resize(size, Image.Resampling.LANCZOS))
+    else:
+        pixels = np.stack([one(pic.pixels[..., c]) for c in range(pic.pixels.shape[2])], axis=-1)
+    alpha = None if pic.alpha is None else one(pic.alpha)
+    return replace(pic, pixels=pixels, alpha=alpha)
+
+
+def encode(pic: Picture, fmt: str, quality: int = 95, strip_metadata: bool = False) -> tuple[bytes, list[str]]:
+    """Encode a Picture to bytes in `fmt` (PNG, JPEG, WEBP, TIFF, BMP). Returns (bytes, warnings)."""
+    notes: list[str] = []
+    icc = None if strip_metadata else pic.icc_profile
+    exif = None if strip_metadata else pic.exif
+    pixels, alpha = pic.pixels, pic.alpha
+    if fmt in ("JPEG", "WEBP", "BMP") and pic.bit_depth == 16:
+        notes.append(f"{fmt} holds 8 bits per channel: 16-bit result reduced to 8 bits (write PNG or TIFF to keep 16)")
+        pixels = _to8(pixels)
+        alpha = None if alpha is None else _to8(alpha)
+    if fmt == "JPEG" and alpha is not None:
+        notes.append("JPEG has no alpha channel: transparent areas composited on white (write PNG to keep alpha)")
+        a = alpha.astype(np.float32)[..., None] / 255.0
+        pixels = (pixels.astype(np.float32) * a + 255.0 * (1 - a) + 0.5).astype(np.uint8)
+        alpha = None
+    if fmt == "BMP" and (icc or exif):
+        notes.append("BMP cannot hold ICC profiles or EXIF: metadata dropped")
+    if pixels.dtype == np.uint16 and fmt in ("PNG", "TIFF") and not (pixels.shape[2] == 1 and alpha is None):
+        if fmt == "PNG":
+            return _png16(pixels, alpha, icc, exif, pic.dpi), notes
+        if exif:
+            notes.append("EXIF is not written to 16-bit color TIFF (ICC profile kept)")
+        return _tiff16(pixels, alpha, icc), notes
+
+    if pixels.dtype == np.uint16:  # 16-bit gray, no alpha: Pillow handles it
+        im = Image.fromarray(pixels[..., 0].astype("<u2"), mode="I;16")
+    else:
+        arr = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=-1)
+        arr = arr[..., 0] if arr.shape[2] == 1 else arr
+        im = Image.fromarray(arr)
+    kw: dict = {}
+    if icc and fmt != "BMP":
+        kw["icc_profile"] = icc
+    if exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        kw["exif"] = exif
+    if pic.dpi and fmt in ("JPEG", "PNG", "TIFF", "BMP"):
+        kw["dpi"] = pic.dpi
+    if fmt == "JPEG":
+        kw.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+    elif fmt == "WEBP":
+        kw.update(quality=quality, lossless=quality >= 100, method=4)
+    elif fmt == "TIFF":
+        kw.update(compression="tiff_deflate")
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue(), notes
+
+
+def save(pic: Picture, dest: str | Path, fmt: str | None = None, quality: int = 95,
+         strip_metadata: bool = False) -> list[str]:
+    """Encode and write atomically (temp file + rename), or to stdout for '-'. Returns warnings for the caller."""
+    fmt = fmt or format_for(dest)
+    data, notes = encode(pic, fmt, quality, strip_metadata)
+    if str(dest) == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return notes
+    try:
+        with atomic_path(dest) as tmp:
+            tmp.write_bytes(data)
+    except OSError as e:
+        raise ImageWriteError(f"{dest}: cannot write: {e.strerror or e}") from None
+    return notes
+
+
+def _to8(a: np.ndarray) -> np.ndarray:
+    return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def _png16(pixels: np.ndarray, alpha: np.ndarray | None, icc: bytes | None, exif: bytes | None,
+           dpi: tuple[float, float] | None) -> bytes:
+    """A 16-bit PNG (gray+alpha, RGB or RGBA) with iCCP, eXIf and pHYs chunks. Rows use the Up filter."""
+    h, w, c = pixels.shape
+    arr = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=-1)
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[arr.shape[2]]
+    rows = arr.astype(">u2").reshape(h, -1).view(np.uint8)
+    up = rows.copy()
+    up[1:] -= rows[:-1]  # Up filter: byte minus the byte above, modulo 256
+    raw = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1)
+    out = [b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))]
+    if icc:
+        out.append(_png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc)))
+    if dpi:
+        ppm = [round(d / 0.0254) for d in dpi]
+        out.append(_png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
+    if exif:
+        out.append(_png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+    out.append(_png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)))
+    out.append(_png_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
+def _tiff16(pixels: np.ndarray, alpha: np.ndarray | None, icc: bytes | None) -> bytes:
+    """An uncompressed little-endian 16-bit TIFF (gray+alpha, RGB or RGBA) with the ICC profile tag."""
+    arr = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=-1)
+    h, w, c = arr.shape
+    body = arr.astype("<u2").tobytes()
+    extra = c - (1 if pixels.shape[2] == 1 else 3)
+    entries: list[tuple[int, int, int, bytes]] = []  # (tag, type, count, value bytes)
+
+    def short(tag: int, *vals: int) -> None:
+        entries.append((tag, 3, len(vals), struct.pack(f"<{len(vals)}H", *vals)))
+
+    def long(tag: int, *vals: int) -> None:
+        entries.append((tag, 4, len(vals), struct.pack(f"<{len(vals)}I", *vals)))
+
+    long(256, w)
+    long(257, h)
+    short(258, *([16] * c))
+    short(259, 1)  # no compression
+    short(262, 1 if pixels.shape[2] == 1 else 2)  # BlackIsZero or RGB
+    long(273, 0)  # strip offset, patched below
+    short(277, c)
+    long(278, h)
+    long(279, len(body))
+    short(284, 1)  # chunky
+    if extra:
+        short(338, 2)  # unassociated alpha
+    if icc:
+        entries.append((34675, 7, len(icc), icc))
+    entries.sort()
+    ifd_size = 2 + 12 * len(entries) + 4
+    data_off = 8 + ifd_size
+    values, blobs = [], b""
+    for tag, typ, count, val in entries:
+        if len(val) <= 4:
+            values.append(val.ljust(4, b"\x00"))
+        else:
+            values.append(struct.pack("<I", data_off + len(blobs)))
+            blobs += val + (b"\x00" if len(val) % 2 else b"")
+    strip_off = data_off + len(blobs)
+    ifd = struct.pack("<H", len(entries))
+    for (tag, typ, count, _), v in zip(entries, values):
+        if tag == 273:
+            v = struct.pack("<I", strip_off)
+        ifd += struct.pack("<HHI", tag, typ, count) + v
+    ifd += struct.pack("<I", 0)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + blobs + body

@@ -1,0 +1,1 @@
+"""Pure functions per job: arrays and models in, arrays out. No paths, no printing."""

@@ -1,0 +1,1 @@
+"""Training: the loop, the data pipeline, degradations and losses. No CLI code."""

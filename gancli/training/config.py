@@ -1,0 +1,57 @@
+"""The resolved configuration of a training run: defaults < saved run config < options given now."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    task: str = "upscale"  # what the run trains (only "upscale" so far)
+    data: list[str] = field(default_factory=list)  # image folders
+    arch: str = "compact_sr"  # registry name of the generator
+    model: dict[str, Any] = field(default_factory=dict)  # its config (scale etc.), see gancli.models
+    steps: int = 20000  # total optimizer steps; the LR schedule is laid over them
+    batch: int = 16  # patches per step
+    patch: int = 48  # low-resolution patch side (the HR patch is patch * scale)
+    lr: float = 5e-4  # peak Adam learning rate
+    warmup: int = 300  # linear LR warm-up steps, then cosine decay to lr * min_lr_ratio
+    min_lr_ratio: float = 0.02
+    ema: float = 0.999  # decay of the exported EMA copy of the generator
+    grad_clip: float = 1.0  # max gradient norm (0: off)
+    seed: int = 0
+    val_count: int = 16  # training images held out for validation (never benchmark sets)
+    eval_every: int = 500  # steps between validation runs (each also writes a checkpoint)
+    checkpoint_minutes: float = 5.0  # and a checkpoint at least this often
+    halve_above: int = 800  # training images with a shorter side >= this are downscaled by 2 on load
+
+    @property
+    def scale(self) -> int:
+        return int(self.model.get("scale", 4))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
+        return cls(**d)
+
+
+def resolve(run_dir: Path, overrides: dict[str, Any], new: bool) -> TrainConfig:
+    """Defaults, then the run's saved config.json (unless `new`), then the options given (those not None)."""
+    base: dict[str, Any] = {}
+    saved = run_dir / "config.json"
+    if saved.exists() and not new:
+        base = json.loads(saved.read_text())
+    merged = {**base, **{k: v for k, v in overrides.items() if v is not None}}
+    if "model" in overrides and overrides["model"] is not None:
+        merged["model"] = {**base.get("model", {}), **overrides["model"]}
+    return TrainConfig.from_dict(merged)

@@ -1,0 +1,57 @@
+"""The upscale task for the trainer: HR patches, bicubic LR inputs, L1 loss, PSNR-Y validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from gancli import imageio, metrics, models
+from gancli.training.config import TrainConfig
+from gancli.training.data import PatchSampler, list_images, split_validation
+from gancli.training.degrade import bicubic_down
+
+
+class UpscaleTask:
+    name = "upscale"
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, log=print) -> None:
+        self.cfg, self.device = cfg, device
+        self.scale = cfg.scale
+        files = list_images(cfg.data)
+        if not files:
+            raise ValueError(f"no images found in {', '.join(cfg.data)}")
+        train_files, self.val_files = split_validation(files, cfg.val_count)
+        self.sampler = PatchSampler(train_files, cfg.patch * self.scale, cfg.seed, cfg.halve_above)
+        log(f"data: {len(self.sampler.images)} training images ({self.sampler.pixels / 1e6:.1f} MP), "
+            f"{len(self.val_files)} held out for validation")
+        self.val = [self._val_pair(f) for f in self.val_files]
+        self.model = models.build(cfg.arch, {**cfg.model, "scale": self.scale}).to(device)
+        self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _val_pair(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        img = imageio.read_rgb_array(path, halve_above=self.cfg.halve_above)
+        side = min(256, min(img.shape[:2])) // self.scale * self.scale  # a centre crop keeps validation quick
+        y, x = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
+        hr = torch.from_numpy(img[y : y + side, x : x + side].copy()).permute(2, 0, 1)[None].float() / 255
+        return bicubic_down(hr, self.scale), hr
+
+    def loss(self, model: torch.nn.Module, step: int) -> torch.Tensor:  # noqa: ARG002
+        hr = self.sampler.batch(self.cfg.batch).to(self.device)
+        lr = bicubic_down(hr, self.scale)
+        sr = model(lr.contiguous(memory_format=torch.channels_last))
+        return F.l1_loss(sr, hr)
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        psnrs = []
+        for lr, hr in self.val:
+            sr = model(lr.to(self.device)).clamp(0, 1)
+            sr = torch.round(sr * 255) / 255
+            psnrs.append(float(metrics.psnr_y(sr.cpu(), hr, shave=self.scale)[0]))
+        score = sum(psnrs) / max(1, len(psnrs))
+        return {"psnr_y": round(score, 4), "score": round(score, 4)}
+
+    def export_info(self) -> dict[str, str]:
+        return {"task": "upscale", "name": f"x{self.scale}", "description": f"x{self.scale} upscaler (L1, bicubic)"}
