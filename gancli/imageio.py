@@ -264,7 +264,7 @@ def resize(pic: Picture, size: tuple[int, int]) -> Picture:
     def one(a: np.ndarray) -> np.ndarray:
         if a.dtype == np.uint8:
             return np.asarray(Image.fromarray(a).resize(size, Image.Resampling.LANCZOS))
-        f = Image.fromarray(a.astype(np.float32) / 65535.0, mode="F").resize(size, Image.Resampling.LANCZOS)
+        f = Image.fromarray(a.astype(np.float32) / 65535.0).resize(size, Image.Resampling.LANCZOS)
         return (np.clip(np.asarray(f), 0, 1) * 65535 + 0.5).astype(np.uint16)
 
     if pic.pixels.dtype == np.uint8 and pic.pixels.shape[2] == 3:
@@ -300,7 +300,7 @@ def encode(pic: Picture, fmt: str, quality: int = 95, strip_metadata: bool = Fal
         return _tiff16(pixels, alpha, icc), notes
 
     if pixels.dtype == np.uint16:  # 16-bit gray, no alpha: Pillow handles it
-        im = Image.fromarray(pixels[..., 0].astype("<u2"), mode="I;16")
+        im = Image.fromarray(np.ascontiguousarray(pixels[..., 0]).astype("<u2"))
     else:
         arr = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=-1)
         arr = arr[..., 0] if arr.shape[2] == 1 else arr

@@ -1,0 +1,48 @@
+import numpy as np
+import torch
+
+from gancli.imageio import Picture
+from gancli.models import build
+from gancli.tasks.upscale import upscale_picture
+
+from tests.conftest import gradient_rgb, tiny_sr
+
+CPU = torch.device("cpu")
+
+
+def test_tiled_equals_untiled():
+    model = tiny_sr()
+    pic = Picture(gradient_rgb(70, 90))
+    whole = upscale_picture(model, pic, 4, device=CPU, tile=1000).pixels
+    for tile in (16, 33):
+        tiled = upscale_picture(model, pic, 4, device=CPU, tile=tile).pixels
+        diff = np.abs(tiled.astype(int) - whole.astype(int))
+        assert diff.max() <= 1, (tile, diff.max())  # within 1/255
+        assert (diff > 0).mean() < 0.001
+
+
+def test_output_sizes_dtypes_and_gray():
+    model = tiny_sr(scale=2)
+    pic = Picture(gradient_rgb(12, 20)[..., :1].astype(np.uint16) * 257)
+    out = upscale_picture(model, pic, 2, device=CPU, tile=8)
+    assert out.pixels.shape == (24, 40, 1) and out.pixels.dtype == np.uint16
+
+
+def test_alpha_edges_have_no_dark_halo():
+    """A red disc on transparent black: with premultiplied alpha no visible pixel gets darker than the disc."""
+    model = build("compact_sr", {"scale": 4, "num_feat": 8, "num_conv": 2})
+    with torch.no_grad():
+        list(model.body)[-1].weight.zero_()  # the net is now its bilinear base: a pure interpolator
+        list(model.body)[-1].bias.zero_()
+    y, x = np.mgrid[0:32, 0:32]
+    disc = ((y - 16) ** 2 + (x - 16) ** 2) < 100
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[disc] = (255, 0, 0)
+    alpha = np.where(disc, 255, 0).astype(np.uint8)
+    out = upscale_picture(model, Picture(rgb, alpha), 4, device=CPU)
+    visible = out.alpha > 8
+    assert visible.any() and (out.alpha[visible] < 255).any()  # there is a soft edge
+    assert out.pixels[visible][:, 0].min() >= 250  # and it stays red, not dark red
+    # without premultiplication the same interpolator darkens the edge
+    naive = upscale_picture(model, Picture(rgb), 4, device=CPU)
+    assert naive.pixels[visible][:, 0].min() < 200
