@@ -15,6 +15,7 @@ import warnings
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -277,6 +278,13 @@ def resize(pic: Picture, size: tuple[int, int]) -> Picture:
 
 def encode(pic: Picture, fmt: str, quality: int = 95, strip_metadata: bool = False) -> tuple[bytes, list[str]]:
     """Encode a Picture to bytes in `fmt` (PNG, JPEG, WEBP, TIFF, BMP). Returns (bytes, warnings)."""
+    buf = io.BytesIO()
+    notes = write(pic, buf, fmt, quality, strip_metadata)
+    return buf.getvalue(), notes
+
+
+def write(pic: Picture, fp: BinaryIO, fmt: str, quality: int = 95, strip_metadata: bool = False) -> list[str]:
+    """Encode a Picture into an open binary file in `fmt` (PNG, JPEG, WEBP, TIFF, BMP). Returns warnings."""
     notes: list[str] = []
     icc = None if strip_metadata else pic.icc_profile
     exif = None if strip_metadata else pic.exif
@@ -294,10 +302,12 @@ def encode(pic: Picture, fmt: str, quality: int = 95, strip_metadata: bool = Fal
         notes.append("BMP cannot hold ICC profiles or EXIF: metadata dropped")
     if pixels.dtype == np.uint16 and fmt in ("PNG", "TIFF") and not (pixels.shape[2] == 1 and alpha is None):
         if fmt == "PNG":
-            return _png16(pixels, alpha, icc, exif, pic.dpi), notes
+            fp.write(_png16(pixels, alpha, icc, exif, pic.dpi))
+            return notes
         if exif:
             notes.append("EXIF is not written to 16-bit color TIFF (ICC profile kept)")
-        return _tiff16(pixels, alpha, icc), notes
+        fp.write(_tiff16(pixels, alpha, icc))
+        return notes
 
     if pixels.dtype == np.uint16:  # 16-bit gray, no alpha: Pillow handles it
         im = Image.fromarray(np.ascontiguousarray(pixels[..., 0]).astype("<u2"))
@@ -318,23 +328,22 @@ def encode(pic: Picture, fmt: str, quality: int = 95, strip_metadata: bool = Fal
         kw.update(quality=quality, lossless=quality >= 100, method=4)
     elif fmt == "TIFF":
         kw.update(compression="tiff_deflate")
-    buf = io.BytesIO()
-    im.save(buf, format=fmt, **kw)
-    return buf.getvalue(), notes
+    im.save(fp, format=fmt, **kw)
+    return notes
 
 
 def save(pic: Picture, dest: str | Path, fmt: str | None = None, quality: int = 95,
          strip_metadata: bool = False) -> list[str]:
     """Encode and write atomically (temp file + rename), or to stdout for '-'. Returns warnings for the caller."""
     fmt = fmt or format_for(dest)
-    data, notes = encode(pic, fmt, quality, strip_metadata)
-    if str(dest) == STDIO:
+    if str(dest) == STDIO:  # encode fully first: a failed encode writes nothing to the pipe
+        data, notes = encode(pic, fmt, quality, strip_metadata)
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return notes
     try:
-        with atomic_path(dest) as tmp:
-            tmp.write_bytes(data)
+        with atomic_path(dest) as tmp, open(tmp, "wb") as fp:
+            notes = write(pic, fp, fmt, quality, strip_metadata)
     except OSError as e:
         raise ImageWriteError(f"{dest}: cannot write: {e.strerror or e}") from None
     return notes

@@ -1,0 +1,112 @@
+import json
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from gancli import checkpoints
+from gancli.cli import app
+from gancli.training.config import TrainConfig
+from gancli.training.engine import Trainer, lr_at
+from gancli.training.upscale import UpscaleTask
+
+from tests.conftest import gradient_rgb
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    for i in range(6):
+        Image.fromarray(gradient_rgb(48, 64, seed=i)).save(d / f"{i}.png")
+    return d
+
+
+def tiny_cfg(data_dir, **kw):
+    return TrainConfig(data=[str(data_dir)], model={"scale": 2, "num_feat": 8, "num_conv": 1}, steps=6, batch=2,
+                       patch=8, warmup=2, eval_every=3, val_count=2, **kw)
+
+
+def make_trainer(cfg, run_dir):
+    torch.manual_seed(cfg.seed)
+    task = UpscaleTask(cfg, CPU, log=lambda m: None)
+    return Trainer(cfg, task, run_dir, CPU, log=lambda m: None)
+
+
+def test_resume_gives_the_same_weights(data_dir, tmp_path):
+    cfg = tiny_cfg(data_dir)
+    straight = make_trainer(cfg, tmp_path / "a")
+    (tmp_path / "a").mkdir()
+    straight.run()
+
+    (tmp_path / "b").mkdir()
+    first = make_trainer(cfg, tmp_path / "b")
+    first.run(max_steps=4)
+    assert first.step == 4
+    torch.manual_seed(12345)  # a resumed process starts from other RNG states; the checkpoint must restore them
+    second = make_trainer(cfg, tmp_path / "b")
+    assert second.resume() and second.step == 4
+    second.run()
+    assert second.step == straight.step == 6
+    for (k, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    for a, b in zip(straight.ema.state_dict().values(), second.ema.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr_ratio=0.1)
+    assert lr_at(cfg, 0) == pytest.approx(1e-4)
+    assert lr_at(cfg, 10) == pytest.approx(1e-3)
+    assert lr_at(cfg, 100) == pytest.approx(1e-4)
+    assert lr_at(cfg, 55) < lr_at(cfg, 30)
+
+
+def test_non_finite_loss_rolls_back(data_dir, tmp_path):
+    cfg = tiny_cfg(data_dir)
+    (tmp_path / "r").mkdir()
+    tr = make_trainer(cfg, tmp_path / "r")
+    tr.run(max_steps=3)
+    real_loss = tr.task.loss
+    calls = {"n": 0}
+
+    def flaky(model, step):
+        calls["n"] += 1
+        return torch.tensor(float("nan")) if calls["n"] == 1 else real_loss(model, step)
+
+    tr.task.loss = flaky
+    tr.run()
+    assert tr.step == 6 and tr.rollbacks == 1 and tr.lr_scale == 0.5
+
+
+def test_cli_train_resume_and_export(data_dir, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data_dir), "--run", str(run), "--steps", "4", "--batch", "2", "--patch", "8",
+            "--scale", "2", "--model-config", '{"num_feat": 8, "num_conv": 1}', "--eval-every", "2",
+            "--val-count", "2", "--threads", "1"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.stderr
+    assert json.loads((run / "config.json").read_text())["steps"] == 4
+    r = runner.invoke(app, ["train", "--run", str(run), "--steps", "6"])  # resume: data etc. come from config.json
+    assert r.exit_code == 0, r.stderr
+    assert "resumed" in r.stderr and checkpoints.load_state(run / "last.safetensors")["step"] == 6
+    out = tmp_path / "exported.safetensors"
+    r = runner.invoke(app, ["export", str(run), "-o", str(out), "--name", "mine"])
+    assert r.exit_code == 0, r.stderr
+    model, info = checkpoints.load_model(out)
+    assert info.name == "mine" and info.scale == 2 and info.provenance["steps"] in (2, 4, 6)
+    r = runner.invoke(app, ["upscale", str(data_dir / "0.png"), "-o", str(tmp_path / "up.png"), "--weights", str(out)])
+    assert r.exit_code == 0, r.stderr
+    assert Image.open(tmp_path / "up.png").size == (128, 96)
+
+
+def test_train_usage_errors(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", "--run", str(tmp_path / "empty")])
+    assert r.exit_code == 2 and "--data is required" in r.stderr
+    r = runner.invoke(app, ["train", "--data", str(tmp_path / "nope"), "--run", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "does not exist" in r.stderr
