@@ -47,7 +47,8 @@ def expand_inputs(args: list[str], recursive: bool = False) -> list[str]:
         p = Path(arg)
         if p.is_dir():
             pattern = "**/*" if recursive else "*"
-            found = sorted(str(f) for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in imageio.IMAGE_SUFFIXES)
+            found = sorted(str(f) for f in p.glob(pattern)
+                           if f.is_file() and f.suffix.lower() in imageio.IMAGE_SUFFIXES)
             if not found:
                 raise UsageError(f"folder {arg} has no images ({', '.join(sorted(imageio.IMAGE_SUFFIXES))})")
             out += found

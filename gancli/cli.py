@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -40,7 +40,10 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
 ) -> None:
     pass
 
@@ -51,31 +54,73 @@ ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="CPU threads (
 
 @app.command()
 def upscale(
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders, globs, or - for stdin.", show_default=False)],
-    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Output file, folder (ends in / or exists), or - for stdout. Default: INPUT_x4.EXT beside each input.")] = None,
-    scale: Annotated[Optional[int], typer.Option("--scale", help="Native factor of the model to use (4; 2 where a x2 model ships).")] = None,
-    outscale: Annotated[Optional[float], typer.Option("--outscale", min=0.01, help="Final size factor (resizes the model's output).")] = None,
-    width: Annotated[Optional[int], typer.Option("--width", min=1, help="Final width (height follows the aspect ratio unless given).")] = None,
-    height: Annotated[Optional[int], typer.Option("--height", min=1, help="Final height.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Shipped model name (see `gancli models`).")] = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", help="A model file (.safetensors) instead of a shipped model.")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format for folder outputs: png, jpg, webp, tif, bmp (default: as the input; stdout: png).")] = None,
-    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality (WebP 100 = lossless).")] = 95,
-    strip_metadata: Annotated[bool, typer.Option("--strip-metadata", help="Do not carry EXIF and ICC profile to the output.")] = False,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Image files, folders, globs, or - for stdin.", show_default=False),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o", "--output",
+            help="Output file, folder (ends in / or exists), or - for stdout. Default: INPUT_x4.EXT beside each "
+            "input.",
+        ),
+    ] = None,
+    scale: Annotated[
+        int | None,
+        typer.Option("--scale", help="Native factor of the model to use (4; 2 where a x2 model ships)."),
+    ] = None,
+    outscale: Annotated[
+        float | None,
+        typer.Option("--outscale", min=0.01, help="Final size factor (resizes the model's output)."),
+    ] = None,
+    width: Annotated[
+        int | None,
+        typer.Option("--width", min=1, help="Final width (height follows the aspect ratio unless given)."),
+    ] = None,
+    height: Annotated[int | None, typer.Option("--height", min=1, help="Final height.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Shipped model name (see `gancli models`).")] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="A model file (.safetensors) instead of a shipped model."),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Output format for folder outputs: png, jpg, webp, tif, bmp (default: as the input; stdout: png).",
+        ),
+    ] = None,
+    quality: Annotated[
+        int,
+        typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality (WebP 100 = lossless)."),
+    ] = 95,
+    strip_metadata: Annotated[
+        bool,
+        typer.Option("--strip-metadata", help="Do not carry EXIF and ICC profile to the output."),
+    ] = False,
     tile: Annotated[int, typer.Option("--tile", min=0, help="Tile side in input pixels (0: automatic).")] = 0,
-    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip items whose output exists and decodes.")] = False,
+    skip_existing: Annotated[
+        bool,
+        typer.Option("--skip-existing", help="Skip items whose output exists and decodes."),
+    ] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in sub-folders too.")] = False,
-    max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this.")] = 200_000_000,
+    max_pixels: Annotated[
+        int,
+        typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this."),
+    ] = 200_000_000,
     device: DeviceOpt = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, fp16, bf16.")] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option("--precision", help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, fp16, bf16."),
+    ] = "auto",
     threads: ThreadsOpt = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON record per item on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings on stderr.")] = False,
 ) -> None:
     """Upscale images with a super-resolution model (x4 by default).
 
-    Exit code 0 when every item is done or skipped, 1 when any failed (the others are still processed), 2 for a
-    usage error.
+    Exit codes: 0 all done or skipped; 1 some failed (named; the rest still run); 2 usage error.
     """
     from gancli import batch, imageio
 
@@ -197,21 +242,24 @@ class Task(str, Enum):
 
 @app.command()
 def train(
-    data: Annotated[Optional[list[Path]], typer.Option("--data", help="Folder of training images (repeatable).")] = None,
+    data: Annotated[list[Path] | None, typer.Option("--data", help="Folder of training images (repeatable).")] = None,
     task: Annotated[Task, typer.Option("--task", help="What to train.")] = Task.upscale,
-    run: Annotated[Optional[Path], typer.Option("--run", help="Run folder (default: runs/TASK). Rerun to resume.")] = None,
+    run: Annotated[Path | None, typer.Option("--run", help="Run folder (default: runs/TASK). Rerun to resume.")] = None,
     new: Annotated[bool, typer.Option("--new", help="Start over even if the run folder has a checkpoint.")] = False,
-    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Total optimizer steps of the run.")] = None,
-    minutes: Annotated[Optional[float], typer.Option("--minutes", min=0, help="Stop cleanly after this wall time.")] = None,
-    batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Patches per step.")] = None,
-    patch: Annotated[Optional[int], typer.Option("--patch", min=4, help="Low-resolution patch side.")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", min=0, help="Peak learning rate.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
-    scale: Annotated[Optional[int], typer.Option("--scale", min=2, max=8, help="Upscaling factor.")] = None,
-    arch: Annotated[Optional[str], typer.Option("--arch", help="Generator architecture (see gancli.models).")] = None,
-    model_config: Annotated[Optional[str], typer.Option("--model-config", help='JSON, e.g. \'{"num_feat": 48}\'.')] = None,
-    eval_every: Annotated[Optional[int], typer.Option("--eval-every", min=1, help="Steps between validations.")] = None,
-    val_count: Annotated[Optional[int], typer.Option("--val-count", min=0, help="Images held out for validation.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Total optimizer steps of the run.")] = None,
+    minutes: Annotated[
+        float | None,
+        typer.Option("--minutes", min=0, help="Stop cleanly after this wall time."),
+    ] = None,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Patches per step.")] = None,
+    patch: Annotated[int | None, typer.Option("--patch", min=4, help="Low-resolution patch side.")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", min=0, help="Peak learning rate.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    scale: Annotated[int | None, typer.Option("--scale", min=2, max=8, help="Upscaling factor.")] = None,
+    arch: Annotated[str | None, typer.Option("--arch", help="Generator architecture (see gancli.models).")] = None,
+    model_config: Annotated[str | None, typer.Option("--model-config", help='JSON, e.g. \'{"num_feat": 48}\'.')] = None,
+    eval_every: Annotated[int | None, typer.Option("--eval-every", min=1, help="Steps between validations.")] = None,
+    val_count: Annotated[int | None, typer.Option("--val-count", min=0, help="Images held out for validation.")] = None,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = 0,
 ) -> None:
@@ -301,9 +349,10 @@ def export(
     except checkpoints.CheckpointError as e:
         raise fail(str(e), EXIT_FAILED) from None
     output.parent.mkdir(parents=True, exist_ok=True)
+    provenance = info.provenance | {"parameters": sum(p.numel() for p in model.parameters())}
     checkpoints.save_model(
         model, output, task=info.task, name=name or info.name or output.stem,
-        description=description or info.description, provenance=info.provenance,
+        description=description or info.description, provenance=provenance,
         dtype=torch.float16 if fp16 else None,
     )
     console.info(f"wrote {output} (step {info.provenance.get('steps')}, validation {info.provenance.get('val')})")

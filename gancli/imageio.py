@@ -111,7 +111,8 @@ def load(src: str | Path, data: bytes | None = None, max_pixels: int = DEFAULT_M
         except ImageReadError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageReadError(f"{name}: image is over the limit of {max_pixels} pixels (raise --max-pixels)") from None
+            msg = f"{name}: image is over the limit of {max_pixels} pixels (raise --max-pixels)"
+            raise ImageReadError(msg) from None
         except Exception as e:  # Pillow raises many types for broken files (OSError, SyntaxError, ValueError, ...)
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             if "cannot identify image file" in msg:
@@ -412,7 +413,7 @@ def _tiff16(pixels: np.ndarray, alpha: np.ndarray | None, icc: bytes | None) -> 
     ifd_size = 2 + 12 * len(entries) + 4
     data_off = 8 + ifd_size
     values, blobs = [], b""
-    for tag, typ, count, val in entries:
+    for _tag, _typ, _count, val in entries:
         if len(val) <= 4:
             values.append(val.ljust(4, b"\x00"))
         else:
@@ -420,7 +421,7 @@ def _tiff16(pixels: np.ndarray, alpha: np.ndarray | None, icc: bytes | None) -> 
             blobs += val + (b"\x00" if len(val) % 2 else b"")
     strip_off = data_off + len(blobs)
     ifd = struct.pack("<H", len(entries))
-    for (tag, typ, count, _), v in zip(entries, values):
+    for (tag, typ, count, _), v in zip(entries, values, strict=True):
         if tag == 273:
             v = struct.pack("<I", strip_off)
         ifd += struct.pack("<HHI", tag, typ, count) + v

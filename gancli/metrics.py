@@ -22,7 +22,7 @@ def _shave(x: torch.Tensor, border: int) -> torch.Tensor:
 
 
 def psnr_y(sr: torch.Tensor, hr: torch.Tensor, shave: int = 0) -> torch.Tensor:
-    """PSNR in dB on Y (peak 255), per image; inputs are RGB in [0, 1]. Quantize both to 8 bit first for paper numbers."""
+    """PSNR in dB on Y (peak 255), per image; inputs RGB in [0, 1]. Quantize both to 8 bits first for paper numbers."""
     a, b = _shave(rgb_to_y(sr.double()), shave), _shave(rgb_to_y(hr.double()), shave)
     mse = ((a - b) ** 2).flatten(-3).mean(-1)
     return 10.0 * torch.log10(255.0**2 / mse.clamp_min(1e-12))

@@ -10,7 +10,6 @@ from safetensors.torch import save_file
 
 from gancli import checkpoints
 from gancli.checkpoints import CheckpointError
-
 from tests.conftest import tiny_sr
 
 

@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from gancli import atomic
 from gancli.cli import app
-
 from tests.conftest import gradient_rgb
 
 runner = CliRunner()

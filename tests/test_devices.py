@@ -29,7 +29,6 @@ def test_cuda_upscale_matches_cpu():
 
     from gancli.imageio import Picture
     from gancli.tasks.upscale import upscale_picture
-
     from tests.conftest import gradient_rgb, tiny_sr
 
     model = tiny_sr()

@@ -6,7 +6,6 @@ from PIL import Image, ImageCms, ImageOps
 
 from gancli import imageio
 from gancli.imageio import ImageReadError, Picture
-
 from tests.conftest import gradient_rgb
 
 

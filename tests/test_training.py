@@ -10,7 +10,6 @@ from gancli.cli import app
 from gancli.training.config import TrainConfig
 from gancli.training.engine import Trainer, lr_at
 from gancli.training.upscale import UpscaleTask
-
 from tests.conftest import gradient_rgb
 
 CPU = torch.device("cpu")
@@ -51,9 +50,9 @@ def test_resume_gives_the_same_weights(data_dir, tmp_path):
     assert second.resume() and second.step == 4
     second.run()
     assert second.step == straight.step == 6
-    for (k, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values()):
+    for (k, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
-    for a, b in zip(straight.ema.state_dict().values(), second.ema.state_dict().values()):
+    for a, b in zip(straight.ema.state_dict().values(), second.ema.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 

@@ -4,7 +4,6 @@ import torch
 from gancli.imageio import Picture
 from gancli.models import build
 from gancli.tasks.upscale import upscale_picture
-
 from tests.conftest import gradient_rgb, tiny_sr
 
 CPU = torch.device("cpu")

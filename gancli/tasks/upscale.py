@@ -51,7 +51,9 @@ def _to_uint(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
 
 
 @torch.no_grad()
-def _run_tile(model: nn.Module, rgb: torch.Tensor, alpha: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _run_tile(
+    model: nn.Module, rgb: torch.Tensor, alpha: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """rgb (1, C, h, w) with C in {1, 3}, alpha (1, 1, h, w) or None -> upscaled, alpha premultiplied in and out."""
     gray = rgb.shape[1] == 1
     x = rgb.expand(-1, 3, -1, -1) if gray else rgb
@@ -113,10 +115,11 @@ def _upscale_tiled(model, pic, scale, device, dtype, tile, on_tile) -> Picture:
             y, ya = _run_tile(model, rgb, alpha)
             cy, cx = (y0 - wy0) * scale, (x0 - wx0) * scale
             ch, cw = (y1 - y0) * scale, (x1 - x0) * scale
-            out[y0 * scale : y1 * scale, x0 * scale : x1 * scale] = _to_uint(y[..., cy : cy + ch, cx : cx + cw], out.dtype)
+            out_rows, out_cols = slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale)
+            out[out_rows, out_cols] = _to_uint(y[..., cy : cy + ch, cx : cx + cw], out.dtype)
             if out_alpha is not None:
                 a = _to_uint(ya[..., cy : cy + ch, cx : cx + cw], out_alpha.dtype)
-                out_alpha[y0 * scale : y1 * scale, x0 * scale : x1 * scale] = a[..., 0]
+                out_alpha[out_rows, out_cols] = a[..., 0]
             done += 1
             if on_tile:
                 on_tile(done, total)

@@ -128,6 +128,7 @@ class Trainer:
     def provenance(self) -> dict[str, Any]:
         return {
             "data": self.cfg.data,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
             "steps": self.step,
             "cpu_hours": round(self.cpu_seconds / 3600, 3),
             "wall_hours": round(self.wall_seconds / 3600, 3),
@@ -145,9 +146,9 @@ class Trainer:
     def _update_ema(self) -> None:
         decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
         with torch.no_grad():
-            for e, p in zip(self.ema.parameters(), self.model.parameters()):
+            for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
                 e.lerp_(p, 1 - decay)
-            for e, b in zip(self.ema.buffers(), self.model.buffers()):
+            for e, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
                 e.copy_(b)
 
     def _validate(self) -> None:

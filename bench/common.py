@@ -1,0 +1,68 @@
+"""Helpers shared by the benchmark scripts (not part of the installed package)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("GANCLI_DATA", ROOT.parent / "shared" / "data"))
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def conv_flops(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """Multiply-adds x 2 of every Conv2d for one forward pass of an input of `shape`."""
+    total = 0
+
+    def hook(m, inp, out):
+        nonlocal total
+        k = m.kernel_size[0] * m.kernel_size[1]
+        total += 2 * out.numel() * (m.in_channels // m.groups) * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model(torch.zeros(shape))
+    for h in handles:
+        h.remove()
+    return total
+
+
+def matmul_gflops(n: int = 2048, repeat: int = 10) -> float:
+    """Float32 GFLOP/s of a large matmul: the practical ceiling of this CPU for dense math."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def timeit(fn, repeat: int = 5, warmup: int = 1) -> float:
+    """Median seconds of fn()."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
