@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -137,9 +138,36 @@ def output_is_valid(path: str) -> bool:
         return False
 
 
+class Interrupted(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    raise Interrupted(143)
+
+
 def run(items: list[Item], process: Callable[[Item], None], *, skip_existing: bool, as_json: bool,
         label: str) -> int:
-    """Run `process` on each item; report each one; return the exit code (0 all ok/skipped, 1 any failed)."""
+    """Run `process` on each item; report each one; return the exit code (0 all ok/skipped, 1 any failed).
+
+    Ctrl-C or SIGTERM stops after cleaning up the item in progress (no partial output) and returns 130 / 143.
+    """
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(items, process, skip_existing=skip_existing, as_json=as_json, label=label)
+    except KeyboardInterrupt:
+        console.error("interrupted; finished outputs are complete, rerun with --skip-existing to continue")
+        return 130
+    except Interrupted as e:
+        console.error("terminated; finished outputs are complete, rerun with --skip-existing to continue")
+        return e.code
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run(items: list[Item], process: Callable[[Item], None], *, skip_existing: bool, as_json: bool,
+         label: str) -> int:
     failed = 0
     with console.progress(len(items), label) as advance:
         for it in items:

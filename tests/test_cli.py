@@ -150,3 +150,37 @@ def test_models_lists_shipped(monkeypatch):
     assert any(row["task"] == "upscale" and row["default"] for row in rows)
     for row in rows:
         assert row["bytes"] and row["description"]
+
+
+def test_sigterm_mid_batch_leaves_only_complete_outputs(folder, tmp_path, tiny_weights):
+    """A batch killed with SIGTERM exits 143, leaves no temp file, and --skip-existing completes it."""
+    import os
+    import signal
+    import time
+
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(40):
+        Image.fromarray(gradient_rgb(64, 64, seed=i)).save(src / f"{i:02d}.png")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "gancli", "upscale", str(src), "-o", str(out), "--weights", str(tiny_weights), "-q"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+
+    def finished():
+        return [p for p in out.glob("*.png") if not p.name.startswith(atomic.TMP_PREFIX)] if out.exists() else []
+
+    while time.time() < deadline and len(finished()) < 3:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    names = [p.name for p in out.iterdir()]
+    assert not any(n.startswith(atomic.TMP_PREFIX) for n in names) and 3 <= len(names) < 40
+    for p in out.iterdir():
+        Image.open(p).load()  # every output present is complete
+    r = invoke("upscale", src, "-o", out, "--weights", tiny_weights, "--skip-existing", "--json")
+    assert r.exit_code == 0
+    status = [json.loads(line)["status"] for line in r.stdout.splitlines()]
+    assert status.count("skipped") == len(names) and len(list(out.iterdir())) == 40
