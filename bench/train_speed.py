@@ -73,7 +73,8 @@ def main() -> None:
     gflop = 3 * conv_flops(model, (args.batch, 3, args.patch, args.patch)) / 1e9
     ceiling = matmul_gflops()
     print(f"# x4 compact_sr {args.model_config}, batch {args.batch} x {args.patch}px LR, {machine()}")
-    print(f"# loading {len(sampler.images)} training images into memory: {load_s:.1f} s ({sampler.pixels / 1e6:.0f} MP)")
+    print(f"# loading {len(sampler.images)} training images into memory: {load_s:.1f} s "
+          f"({sampler.pixels / 1e6:.0f} MP)")
     print("| part | ms per step | steps/s | GFLOP/s | of matmul |")
     print("|---|---|---|---|---|")
     print(f"| data only (crop, flip, bicubic LR) | {data_s * 1e3:.1f} | - | - | - |")

@@ -48,8 +48,8 @@ def expand_inputs(args: list[str], recursive: bool = False) -> list[str]:
         p = Path(arg)
         if p.is_dir():
             pattern = "**/*" if recursive else "*"
-            found = sorted(str(f) for f in p.glob(pattern)
-                           if f.is_file() and f.suffix.lower() in imageio.IMAGE_SUFFIXES)
+            found = sorted(str(f) for f in p.glob(pattern)  # hidden files (and our temp files) are skipped
+                           if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in imageio.IMAGE_SUFFIXES)
             if not found:
                 raise UsageError(f"folder {arg} has no images ({', '.join(sorted(imageio.IMAGE_SUFFIXES))})")
             out += found
@@ -97,6 +97,8 @@ def plan_outputs(inputs: list[str], output: str | None, tag: str, fmt: str | Non
             raise UsageError("-o - (stdout) takes exactly one input")
         return [Item(inputs[0], output)]
     to_folder = output is not None and (Path(output).is_dir() or output.endswith(("/", os.sep)) or len(inputs) > 1)
+    if to_folder and Path(output).exists() and not Path(output).is_dir():
+        raise UsageError(f"-o {output} is a file, but {len(inputs)} inputs need a folder")
     items = []
     for src in inputs:
         if src == imageio.STDIO:

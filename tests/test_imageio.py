@@ -18,6 +18,7 @@ def _jpeg_with_exif(arr: np.ndarray, orientation: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
     exif[0x010F] = "gancli-test-camera"  # Make
+    exif.get_ifd(0x8769)[0x9003] = "2020:01:02 03:04:05"  # DateTimeOriginal, in the Exif sub-IFD
     buf = io.BytesIO()
     im.save(buf, "PNG", exif=exif.tobytes())
     return buf.getvalue()
@@ -34,6 +35,7 @@ def test_exif_orientation_matches_pillow(orientation):
     exif.load(pic.exif)
     assert exif.get(0x0112, 1) == 1  # orientation is applied and reset
     assert exif[0x010F] == "gancli-test-camera"
+    assert exif.get_ifd(0x8769)[0x9003] == "2020:01:02 03:04:05"
 
 
 def test_gray_stays_gray_and_rgba_la_keep_alpha(tmp_path):
