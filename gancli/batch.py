@@ -149,9 +149,14 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
     raise Interrupted(143)
 
 
-def run(items: list[Item], process: Callable[[Item], None], *, skip_existing: bool, as_json: bool,
+Process = Callable[[Item, Callable[[int, int], None]], None]  # process(item, report_part(done, total))
+
+
+def run(items: list[Item], process: Process, *, skip_existing: bool, as_json: bool,
         label: str) -> int:
-    """Run `process` on each item; report each one; return the exit code (0 all ok/skipped, 1 any failed).
+    """Run `process(item, report_part)` on each item and report each one.
+
+    Returns the exit code: 0 when all are ok or skipped, 1 when any failed.
 
     Ctrl-C or SIGTERM stops after cleaning up the item in progress (no partial output) and returns 130 / 143.
     """
@@ -168,10 +173,10 @@ def run(items: list[Item], process: Callable[[Item], None], *, skip_existing: bo
         signal.signal(signal.SIGTERM, old)
 
 
-def _run(items: list[Item], process: Callable[[Item], None], *, skip_existing: bool, as_json: bool,
+def _run(items: list[Item], process: Process, *, skip_existing: bool, as_json: bool,
          label: str) -> int:
     failed = 0
-    with console.progress(len(items), label) as advance:
+    with console.progress(len(items), label) as bar:
         for it in items:
             t0 = time.perf_counter()
             if skip_existing and it.output != imageio.STDIO and Path(it.output).exists():
@@ -183,7 +188,7 @@ def _run(items: list[Item], process: Callable[[Item], None], *, skip_existing: b
                 try:
                     if it.output != imageio.STDIO:
                         Path(it.output).parent.mkdir(parents=True, exist_ok=True)
-                    process(it)
+                    process(it, bar.part)
                     it.status = "ok"
                 except (imageio.ImageReadError, imageio.ImageWriteError, OSError, ValueError) as e:
                     it.status, it.error = "failed", _one_line(e)
@@ -199,7 +204,7 @@ def _run(items: list[Item], process: Callable[[Item], None], *, skip_existing: b
                 record = {k: v for k, v in asdict(it).items() if k != "extra"} | it.extra
                 sys.stdout.write(json.dumps(record) + "\n")
                 sys.stdout.flush()
-            advance()
+            bar.advance()
     done = sum(it.status == "ok" for it in items)
     skipped = sum(it.status == "skipped" for it in items)
     if len(items) > 1 or failed:

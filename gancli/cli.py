@@ -171,13 +171,13 @@ def upscale(
     except batch.UsageError as e:
         raise fail(str(e)) from None
 
-    def process(it: batch.Item) -> None:
+    def process(it: batch.Item, report_part) -> None:
         pic = imageio.load(it.input, max_pixels=max_pixels)
         for note in pic.notes:
             console.warn(note)
         w, h = pic.size
         it.in_size = [w, h]
-        out = upscale_picture(net, pic, info.scale, device=dev, dtype=dtype, tile=tile)
+        out = upscale_picture(net, pic, info.scale, device=dev, dtype=dtype, tile=tile, on_tile=report_part)
         target = _target_size(w, h, info.scale, outscale, width, height)
         if target != out.size:
             out = imageio.resize(out, target)

@@ -28,15 +28,43 @@ def is_tty() -> bool:
     return sys.stderr.isatty() and console.is_terminal
 
 
+class _NoBar:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def part(self, done: int, total: int) -> None:
+        pass
+
+
+class _Bar:
+    """Items done out of the total, and the parts (tiles) of the item in progress."""
+
+    def __init__(self, bar, task) -> None:
+        self.bar, self.task, self.sub = bar, task, None
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.advance(self.task, n)
+        if self.sub is not None:
+            self.bar.remove_task(self.sub)
+            self.sub = None
+
+    def part(self, done: int, total: int) -> None:
+        if total <= 1:
+            return
+        if self.sub is None:
+            self.sub = self.bar.add_task("  tiles", total=total)
+        self.bar.update(self.sub, completed=done, total=total)
+
+
 @contextmanager
 def progress(total: int, label: str):
-    """A Rich progress bar on a TTY (not with --quiet); elsewhere a no-op advance(). Yields advance(n=1)."""
+    """A Rich progress bar on a TTY (not with --quiet); elsewhere a no-op. Yields an object with advance(n=1)
+    (one item done) and part(done, total) (progress inside the current item, e.g. tiles of a large image)."""
     if quiet or not is_tty():
-        yield lambda n=1: None
+        yield _NoBar()
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n=1: bar.advance(task, n)
+        yield _Bar(bar, bar.add_task(label, total=total))
