@@ -243,13 +243,18 @@ class Task(str, Enum):
 @app.command()
 def train(
     data: Annotated[list[Path] | None, typer.Option("--data", help="Folder of training images (repeatable).")] = None,
-    task: Annotated[Task, typer.Option("--task", help="What to train.")] = Task.upscale,
+    task: Annotated[Task | None, typer.Option("--task", help="What to train.")] = None,
     run: Annotated[Path | None, typer.Option("--run", help="Run folder (default: runs/TASK). Rerun to resume.")] = None,
     new: Annotated[bool, typer.Option("--new", help="Start over even if the run folder has a checkpoint.")] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file of options (CLI > file > defaults).")
+    ] = None,
+    init_from: Annotated[
+        Path | None, typer.Option("--init-from", help="Start a new run from the weights of a model file.")
+    ] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Total optimizer steps of the run.")] = None,
     minutes: Annotated[
-        float | None,
-        typer.Option("--minutes", min=0, help="Stop cleanly after this wall time."),
+        float | None, typer.Option("--minutes", min=0, help="Stop cleanly after this much wall time (resume later).")
     ] = None,
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Patches per step.")] = None,
     patch: Annotated[int | None, typer.Option("--patch", min=4, help="Low-resolution patch side.")] = None,
@@ -260,11 +265,19 @@ def train(
     model_config: Annotated[str | None, typer.Option("--model-config", help='JSON, e.g. \'{"num_feat": 48}\'.')] = None,
     eval_every: Annotated[int | None, typer.Option("--eval-every", min=1, help="Steps between validations.")] = None,
     val_count: Annotated[int | None, typer.Option("--val-count", min=0, help="Images held out for validation.")] = None,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved config (TOML) and exit.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Load data and model, report, train nothing.")] = False,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors, warnings and validations.")] = False,
 ) -> None:
-    """Train a model on a folder of images; resumable (rerun the same command), stops cleanly on Ctrl-C."""
-    run_dir = run or Path("runs") / task.value
+    """Train a model on folders of images. Rerun the same command to resume; Ctrl-C saves and stops (exit 130).
+
+    The run folder gets config.json, last.safetensors (resume state), best.safetensors (best validation, loadable
+    with --weights), metrics.jsonl, progress.png, samples/ and train.log.
+    """
     model_over: dict | None = None
     if model_config is not None:
         try:
@@ -275,55 +288,78 @@ def train(
     if scale is not None:
         model_over = {**(model_over or {}), "scale": scale}
 
-    from gancli import devices
-    from gancli.checkpoints import CheckpointError
-    from gancli.training.config import resolve
-    from gancli.training.engine import Trainer, TrainingDiverged, TrainingInterrupted
-    from gancli.training.upscale import UpscaleTask
+    from gancli.training.config import load_toml, resolve, to_toml
 
-    overrides = {"task": task.value, "data": [str(d) for d in data] if data else None, "steps": steps,
-                 "batch": batch, "patch": patch, "lr": lr, "seed": seed, "arch": arch, "model": model_over,
-                 "eval_every": eval_every, "val_count": val_count}
     try:
-        cfg = resolve(run_dir, overrides, new)
+        file_values = load_toml(config) if config else {}
+        task_name = task.value if task else file_values.get("task", "upscale")
+        run_dir = run or Path("runs") / task_name
+        overrides = {"task": task.value if task else None, "data": [str(d) for d in data] if data else None,
+                     "steps": steps, "batch": batch, "patch": patch, "lr": lr, "seed": seed, "arch": arch,
+                     "model": model_over, "eval_every": eval_every, "val_count": val_count}
+        cfg = resolve(run_dir, overrides, new, file_values)
+        if init_from is not None:
+            from gancli.training.run import init_config_from
+
+            cfg = init_config_from(init_from, cfg)
     except (ValueError, TypeError, json.JSONDecodeError) as e:
         raise fail(str(e)) from None
+    except OSError as e:
+        raise fail(f"{init_from}: {e.strerror or e}") from None
+    if print_config:
+        typer.echo(to_toml(cfg), nl=False)
+        return
     if not cfg.data:
         raise fail("--data is required for a new run")
+
+    from gancli import devices
+    from gancli.checkpoints import CheckpointError
+    from gancli.training import run as runs
+    from gancli.training.engine import TrainingDiverged, TrainingInterrupted
+
     try:
         dev = devices.pick_device(device)
     except devices.DeviceError as e:
         raise fail(str(e)) from None
     devices.set_threads(threads)
+    console.quiet = quiet
+    if dry_run:
+        try:
+            report = runs.describe(cfg, dev, console.info)
+        except (ValueError, FileNotFoundError) as e:
+            raise fail(str(e), EXIT_FAILED) from None
+        typer.echo(to_toml(cfg) + "\n# dry run: " + json.dumps(report))
+        return
     run_dir.mkdir(parents=True, exist_ok=True)
-    log_file = open(run_dir / "train.log", "a")
+    with open(run_dir / "train.log", "a") as log_file, console.training_progress(cfg.steps) as on_step:
 
-    def log(msg: str) -> None:
-        console.info(msg)
-        log_file.write(msg + "\n")
-        log_file.flush()
+        def log(msg: str) -> None:
+            log_file.write(msg + "\n")
+            log_file.flush()
+            if not quiet or "validation" in msg or "stopped" in msg:
+                console.info(msg)
 
-    try:
-        import torch
+        def on_step_logged(step: int, rec: dict | None) -> None:
+            on_step(step, rec)
+            if rec is not None:
+                line = (f"step {step}/{cfg.steps} loss {rec['loss']:.5f} lr {rec['lr']:.2e} "
+                        f"{rec['steps_per_s']:.2f} steps/s")
+                log_file.write(line + "\n")
+                if not quiet and not console.is_tty():
+                    console.info(line)
 
-        torch.manual_seed(cfg.seed)
-        task_obj = UpscaleTask(cfg, dev, log)
-        trainer = Trainer(cfg, task_obj, run_dir, dev, log)
-        if new or not trainer.resume():
-            (run_dir / "last.safetensors").unlink(missing_ok=True)
-            log(f"new run in {run_dir} on {dev}: {cfg.to_json()}")
-        else:
-            log(f"resumed {run_dir} at step {trainer.step}")
-        (run_dir / "config.json").write_text(cfg.to_json())
-        trainer.run(minutes=minutes)
-        log(f"stopped at step {trainer.step}; best validation score {trainer.best_score:.4f}")
-    except TrainingInterrupted as e:
-        log(str(e))
-        raise typer.Exit(e.exit_code) from None
-    except (TrainingDiverged, CheckpointError, ValueError, FileNotFoundError) as e:
-        raise fail(str(e), EXIT_FAILED) from None
-    finally:
-        log_file.close()
+        try:
+            trainer = runs.open_run(cfg, run_dir, dev, new=new, init_from=init_from, log=log,
+                                    on_step=on_step_logged)
+            runs.add_tensorboard(trainer, log)
+            trainer.run(minutes=minutes)
+            log(f"stopped at step {trainer.step}; best validation score {trainer.best_score:.4f}")
+        except TrainingInterrupted as e:
+            log(str(e))
+            raise typer.Exit(e.exit_code) from None
+        except (TrainingDiverged, CheckpointError, ValueError, FileNotFoundError) as e:
+            log(f"error: {e}")
+            raise fail(str(e), EXIT_FAILED) from None
 
 
 @app.command()

@@ -68,3 +68,26 @@ def progress(total: int, label: str):
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         yield _Bar(bar, bar.add_task(label, total=total))
+
+
+@contextmanager
+def training_progress(total_steps: int):
+    """On a TTY (not --quiet): a Rich bar of steps with the last loss and steps/s. Yields on_step(step, record)."""
+    if quiet or not is_tty():
+        yield lambda step, rec: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = None
+
+        def on_step(step: int, rec: dict | None) -> None:
+            nonlocal task
+            if task is None:
+                task = bar.add_task("train", total=total_steps, completed=step, info="")
+            if rec is not None:
+                bar.update(task, info=f"loss {rec['loss']:.4f}  {rec['steps_per_s']:.2f} steps/s")
+            bar.update(task, completed=step)
+
+        yield on_step

@@ -109,3 +109,79 @@ def test_train_usage_errors(tmp_path):
     assert r.exit_code == 2 and "--data is required" in r.stderr
     r = runner.invoke(app, ["train", "--data", str(tmp_path / "nope"), "--run", str(tmp_path / "x")])
     assert r.exit_code == 1 and "does not exist" in r.stderr
+
+
+def test_config_file_print_config_and_precedence(data_dir, tmp_path):
+    runner = CliRunner()
+    toml = tmp_path / "cfg.toml"
+    toml.write_text(f'data = ["{data_dir}"]\nsteps = 77\nbatch = 3\n\n[model]\nnum_feat = 8\nscale = 2\n')
+    r = runner.invoke(app, ["train", "--config", str(toml), "--batch", "5", "--run", str(tmp_path / "r"),
+                            "--print-config"])
+    assert r.exit_code == 0, r.stderr
+    assert "steps = 77" in r.stdout and "batch = 5" in r.stdout and "num_feat = 8" in r.stdout
+    again = tmp_path / "again.toml"
+    again.write_text(r.stdout)  # the printed config reads back
+    r2 = runner.invoke(app, ["train", "--config", str(again), "--run", str(tmp_path / "r"), "--print-config"])
+    assert r2.stdout == r.stdout
+    toml.write_text("stepz = 3\n")
+    r = runner.invoke(app, ["train", "--config", str(toml), "--print-config"])
+    assert r.exit_code == 2 and "stepz" in r.stderr
+
+
+def test_dry_run_trains_nothing(data_dir, tmp_path):
+    r = CliRunner().invoke(app, ["train", "--data", str(data_dir), "--run", str(tmp_path / "r"), "--dry-run",
+                                 "--val-count", "2", "--patch", "8"])
+    assert r.exit_code == 0, r.stderr
+    assert '"training_images": 4' in r.stdout and '"validation_images": 2' in r.stdout
+    assert not (tmp_path / "r" / "last.safetensors").exists()
+
+
+def test_progress_plot_samples_new_and_init_from(data_dir, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    base = ["train", "--data", str(data_dir), "--run", str(run), "--steps", "4", "--batch", "2", "--patch", "8",
+            "--scale", "2", "--model-config", '{"num_feat": 8, "num_conv": 1}', "--eval-every", "2",
+            "--val-count", "2"]
+    assert runner.invoke(app, base).exit_code == 0
+    assert Image.open(run / "progress.png").size == (900, 560)
+    sheets = sorted((run / "samples").iterdir())
+    assert [p.name for p in sheets] == ["step0000002.png", "step0000004.png"]
+    # 2 validation images (rows) x [bicubic | model | truth]; 48-px LR crops at x2 (these small images are stretched)
+    assert Image.open(sheets[0]).size == (3 * 96, 2 * 96)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    r = runner.invoke(app, base + ["--new", "--steps", "2"])
+    assert r.exit_code == 0 and "new run" in r.stderr
+    assert len((run / "metrics.jsonl").read_text().splitlines()) < len(lines)  # --new starts the metrics afresh
+    runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "m.safetensors")])
+    run2 = tmp_path / "run2"
+    r = runner.invoke(app, ["train", "--data", str(data_dir), "--run", str(run2), "--steps", "2", "--batch", "2",
+                            "--patch", "8", "--init-from", str(tmp_path / "m.safetensors"), "--eval-every", "1",
+                            "--val-count", "2"])
+    assert r.exit_code == 0, r.stderr
+    assert "initialised from" in r.stderr
+    assert json.loads((run2 / "config.json").read_text())["model"]["num_feat"] == 8  # taken from the file
+    r = runner.invoke(app, ["train", "--run", str(run2), "--init-from", str(tmp_path / "m.safetensors")])
+    assert r.exit_code == 1 and "--new" in r.stderr
+
+
+def test_sigterm_saves_and_exits_143(data_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "gancli", "train", "--data", str(data_dir), "--run", str(run), "--steps", "100000",
+           "--batch", "2", "--patch", "8", "--scale", "2", "--model-config", '{"num_feat": 8, "num_conv": 1}',
+           "--eval-every", "100000", "--val-count", "2", "--threads", "1"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (run / "metrics.jsonl").exists():
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.count("interrupted by signal 15") == 1 and "Traceback" not in err
+    state = checkpoints.load_state(run / "last.safetensors")
+    assert state["step"] >= 50

@@ -45,13 +45,56 @@ class TrainConfig:
         return cls(**d)
 
 
-def resolve(run_dir: Path, overrides: dict[str, Any], new: bool) -> TrainConfig:
-    """Defaults, then the run's saved config.json (unless `new`), then the options given (those not None)."""
-    base: dict[str, Any] = {}
+def load_toml(path: Path) -> dict[str, Any]:
+    """A --config file: top-level keys are TrainConfig fields; [model] holds the architecture's config."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            values = tomllib.load(f)
+    except OSError as e:
+        raise ValueError(f"--config {path}: cannot read: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"--config {path}: not valid TOML ({e})") from None
+    TrainConfig.from_dict(values)  # reject unknown keys early, naming them
+    return values
+
+
+def to_toml(cfg: TrainConfig) -> str:
+    """The config as TOML that --config reads back."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+    d = dataclasses.asdict(cfg)
+    model = d.pop("model")
+    lines = [f"{k} = {value(v)}" for k, v in d.items() if v is not None]
+    lines += ["", "[model]"] + [f"{k} = {value(v)}" for k, v in model.items()]
+    return "\n".join(lines) + "\n"
+
+
+def resolve(run_dir: Path, overrides: dict[str, Any], new: bool, file_values: dict[str, Any] | None = None
+            ) -> TrainConfig:
+    """Defaults < the run's saved config.json (when resuming) < a --config file < options given (those not None)."""
+    layers: list[dict[str, Any]] = []
     saved = run_dir / "config.json"
     if saved.exists() and not new:
-        base = json.loads(saved.read_text())
-    merged = {**base, **{k: v for k, v in overrides.items() if v is not None}}
-    if "model" in overrides and overrides["model"] is not None:
-        merged["model"] = {**base.get("model", {}), **overrides["model"]}
+        layers.append(json.loads(saved.read_text()))
+    layers.append(file_values or {})
+    layers.append({k: v for k, v in overrides.items() if v is not None})
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        model = {**merged.get("model", {}), **layer.get("model", {})}
+        merged.update(layer)
+        merged["model"] = model
     return TrainConfig.from_dict(merged)

@@ -5,6 +5,8 @@ A run directory holds:
   last.safetensors    the complete training state (step, model, EMA, optimizer, LR scale, RNG and data states)
   best.safetensors    the EMA generator at its best validation score, as a model file (`upscale --weights` reads it)
   metrics.jsonl       one JSON line per log interval and per validation
+  progress.png        loss and validation score over the steps, redrawn at every validation
+  samples/            a sample sheet per validation (fixed inputs, so sheets are comparable), if the task makes one
 Rerunning the same command continues from last.safetensors.
 """
 
@@ -24,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from gancli import checkpoints
+from gancli import checkpoints, imageio
+from gancli.training import plots
 from gancli.training.config import TrainConfig
 
 
@@ -56,8 +59,11 @@ class Trainer:
     evaluate(model) -> dict of metrics with a "score" (higher is better), export_info() -> dict (task, name, ...).
     """
 
-    def __init__(self, cfg: TrainConfig, task: Any, run_dir: Path, device: torch.device, log: Callable[[str], None]):
+    def __init__(self, cfg: TrainConfig, task: Any, run_dir: Path, device: torch.device, log: Callable[[str], None],
+                 on_step: Callable[[int, dict[str, Any] | None], None] | None = None):
         self.cfg, self.task, self.run_dir, self.device, self.log = cfg, task, run_dir, device, log
+        self.on_step = on_step  # called after every step with the step and, at log intervals, the logged record
+        self.sinks: list[Callable[[dict[str, Any]], None]] = []  # more receivers of metric records (TensorBoard)
         self.model: nn.Module = task.model
         self.ema: nn.Module = copy.deepcopy(self.model).requires_grad_(False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
@@ -142,6 +148,8 @@ class Trainer:
     def _metrics(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+        for sink in self.sinks:
+            sink(record)
 
     def _update_ema(self) -> None:
         decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
@@ -161,6 +169,11 @@ class Trainer:
             self.export_best(metrics)
         self._metrics({"step": self.step, "val": metrics, "best": improved})
         self.log(f"step {self.step}: validation {json.dumps(metrics)}{' (best)' if improved else ''}")
+        sheet = getattr(self.task, "sample_sheet", None)
+        if sheet is not None:
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+            imageio.save(imageio.Picture(sheet(self.ema)), self.run_dir / "samples" / f"step{self.step:07d}.png")
+        plots.plot_progress(self.run_dir / "metrics.jsonl", self.run_dir / "progress.png")
 
     def run(self, max_steps: int | None = None, minutes: float | None = None, log_every: int = 50) -> None:
         """Train until cfg.steps (or max_steps more steps, or `minutes` of wall time); checkpoint on the way out."""
@@ -191,14 +204,15 @@ class Trainer:
                 loss_sum += loss.item()
                 self.wall_seconds += time.monotonic() - t0
                 self.cpu_seconds += time.process_time() - c0
+                rec = None
                 if self.step % log_every == 0 or self.step == stop_at:
                     n, dt = self.step - s_log, time.monotonic() - t_log
                     rec = {"step": self.step, "loss": loss_sum / max(1, n), "lr": lr, "steps_per_s": n / dt,
                            "cpu_util": (time.process_time() - c_log) / dt}
                     self._metrics(rec)
-                    self.log(f"step {self.step}/{cfg.steps} loss {rec['loss']:.5f} lr {lr:.2e} "
-                             f"{rec['steps_per_s']:.2f} steps/s")
                     t_log, c_log, s_log, loss_sum = time.monotonic(), time.process_time(), self.step, 0.0
+                if self.on_step is not None:
+                    self.on_step(self.step, rec)
                 if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                     self._validate()
                     self.model.train()

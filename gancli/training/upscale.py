@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -52,6 +53,30 @@ class UpscaleTask:
             psnrs.append(float(metrics.psnr_y(sr.cpu(), hr, shave=self.scale)[0]))
         score = sum(psnrs) / max(1, len(psnrs))
         return {"psnr_y": round(score, 4), "score": round(score, 4)}
+
+    @torch.no_grad()
+    def sample_sheet(self, model: torch.nn.Module, count: int = 4, crop: int = 48) -> np.ndarray:
+        """Rows of [bicubic | model | ground truth] on fixed centre crops of the first validation images.
+
+        Returns (rows * crop * scale, 3 * crop * scale, 3) uint8.
+        """
+        s, rows = self.scale, []
+        for lr, hr in self.val[:count]:
+            _, _, h, w = lr.shape
+            c = min(crop, h, w)
+            y, x = (h - c) // 2, (w - c) // 2
+            lr_c = lr[..., y : y + c, x : x + c]
+            hr_c = hr[..., y * s : (y + c) * s, x * s : (x + c) * s]
+            bic = F.interpolate(lr_c, scale_factor=s, mode="bicubic", align_corners=False)
+            sr = model(lr_c.to(self.device)).cpu()
+            row = torch.cat([bic, sr, hr_c], dim=-1).clamp(0, 1)
+            if c != crop:  # a validation image smaller than the crop: stretch its row to the sheet's width
+                row = F.interpolate(row, size=(crop * s, 3 * crop * s), mode="nearest")
+            rows.append(row)
+        if not rows:
+            return np.zeros((crop * s, 3 * crop * s, 3), np.uint8)
+        sheet = torch.cat(rows, dim=-2)[0]
+        return (sheet.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
     def export_info(self) -> dict[str, str]:
         return {"task": "upscale", "name": f"x{self.scale}", "description": f"x{self.scale} upscaler (L1, bicubic)"}

@@ -1,0 +1,91 @@
+"""Start or resume a training run in a run folder: the part of `gancli train` below the command line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gancli import checkpoints
+from gancli.training.config import TrainConfig
+from gancli.training.engine import Trainer
+
+TASKS = {"upscale": "gancli.training.upscale:UpscaleTask"}  # task name -> its class (imported when used)
+
+RUN_FILES = ("last.safetensors", "best.safetensors", "metrics.jsonl", "progress.png")
+
+
+def make_task(cfg: TrainConfig, device: torch.device, log: Callable[[str], None]) -> Any:
+    import importlib
+
+    module, cls = TASKS[cfg.task].split(":")
+    return getattr(importlib.import_module(module), cls)(cfg, device, log)
+
+
+def init_config_from(path: Path, cfg: TrainConfig) -> TrainConfig:
+    """For --init-from: the run takes the architecture and config of the model file (the file's task must match)."""
+    info = checkpoints.read_model_info(path)
+    if info.task != cfg.task:
+        raise ValueError(f"--init-from {path} is a {info.task!r} model; this run trains {cfg.task!r}")
+    return TrainConfig.from_dict({**cfg.__dict__, "arch": info.arch, "model": info.config})
+
+
+def open_run(cfg: TrainConfig, run_dir: Path, device: torch.device, *, new: bool, init_from: Path | None,
+             log: Callable[[str], None], on_step=None) -> Trainer:
+    """Build the task and trainer; resume from run_dir unless `new`; write the resolved config.json."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    task = make_task(cfg, device, log)
+    trainer = Trainer(cfg, task, run_dir, device, log, on_step)
+    resumable = (run_dir / "last.safetensors").exists() and not new
+    if resumable:
+        if init_from is not None:
+            raise ValueError(f"{run_dir} already has a checkpoint; --init-from starts a new run: add --new or use"
+                             " another --run")
+        trainer.resume()
+        log(f"resumed {run_dir} at step {trainer.step} on {device}")
+    else:
+        for name in RUN_FILES:  # a new run does not inherit the old one's files
+            (run_dir / name).unlink(missing_ok=True)
+        if init_from is not None:
+            model, _ = checkpoints.load_model(init_from)
+            checkpoints.load_state_strict(trainer.model, model.state_dict(), str(init_from))
+            checkpoints.load_state_strict(trainer.ema, model.state_dict(), str(init_from))
+            log(f"initialised from {init_from}")
+        log(f"new run in {run_dir} on {device}")
+    (run_dir / "config.json").write_text(cfg.to_json())
+    return trainer
+
+
+def describe(cfg: TrainConfig, device: torch.device, log: Callable[[str], None]) -> dict[str, Any]:
+    """What --dry-run reports: data found, model size, work per step; loads the data but trains nothing."""
+    task = make_task(cfg, device, log)
+    params = sum(p.numel() for p in task.model.parameters())
+    return {"task": cfg.task, "parameters": params, "training_images": len(task.sampler.images),
+            "training_megapixels": round(task.sampler.pixels / 1e6, 1), "validation_images": len(task.val_files),
+            "device": str(device)}
+
+
+def add_tensorboard(trainer: Trainer, log: Callable[[str], None]) -> bool:
+    """Also log scalars to run_dir/tensorboard when the tensorboard package is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return False
+    writer = SummaryWriter(str(trainer.run_dir / "tensorboard"))
+
+    def sink(record: dict[str, Any]) -> None:
+        step = record["step"]
+        for key, value in record.items():
+            if key == "val":
+                for k, v in value.items():
+                    writer.add_scalar(f"val/{k}", v, step)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
+                writer.add_scalar(f"train/{key}", value, step)
+        writer.flush()
+
+    trainer.sinks.append(sink)
+    log(f"TensorBoard logs in {trainer.run_dir / 'tensorboard'}")
+    return True
