@@ -35,8 +35,10 @@ def make_trainer(cfg, run_dir):
     return Trainer(cfg, task, run_dir, CPU, log=lambda m: None)
 
 
-def test_resume_gives_the_same_weights(data_dir, tmp_path):
-    cfg = tiny_cfg(data_dir)
+@pytest.mark.parametrize("gan", [False, True])
+def test_resume_gives_the_same_weights(data_dir, tmp_path, gan):
+    extra = {"gan_weight": 0.1, "disc": {"num_feat": 4, "num_down": 2}} if gan else {}
+    cfg = tiny_cfg(data_dir, **extra)
     straight = make_trainer(cfg, tmp_path / "a")
     (tmp_path / "a").mkdir()
     straight.run()
@@ -54,6 +56,28 @@ def test_resume_gives_the_same_weights(data_dir, tmp_path):
         assert torch.equal(a, b), k
     for a, b in zip(straight.ema.state_dict().values(), second.ema.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+    if gan:
+        for a, b in zip(straight.disc.state_dict().values(), second.disc.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+        logged = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+        assert any("d_loss" in r and "g_adv" in r for r in logged)
+
+
+def test_generator_step_leaves_no_gradient_in_the_discriminator(data_dir, tmp_path):
+    cfg = tiny_cfg(data_dir, gan_weight=0.1, disc={"num_feat": 4, "num_down": 2})
+    (tmp_path / "r").mkdir()
+    tr = make_trainer(cfg, tmp_path / "r")
+    real_d_loss, seen = tr.task.d_loss, []
+
+    def spy(out, batch, disc):
+        seen.append([p.grad is None for p in disc.parameters()])  # what G's backward left in D
+        return real_d_loss(out, batch, disc)
+
+    tr.task.d_loss = spy
+    before = [p.detach().clone() for p in tr.disc.parameters()]
+    tr.run(max_steps=2)
+    assert len(seen) == 2 and all(all(step) for step in seen)
+    assert any(not torch.equal(a, p) for a, p in zip(before, tr.disc.parameters(), strict=True))  # D did train
 
 
 def test_lr_schedule():
@@ -69,14 +93,15 @@ def test_non_finite_loss_rolls_back(data_dir, tmp_path):
     (tmp_path / "r").mkdir()
     tr = make_trainer(cfg, tmp_path / "r")
     tr.run(max_steps=3)
-    real_loss = tr.task.loss
+    real_loss = tr.task.g_loss
     calls = {"n": 0}
 
-    def flaky(model, step):
+    def flaky(out, batch, disc):
         calls["n"] += 1
-        return torch.tensor(float("nan")) if calls["n"] == 1 else real_loss(model, step)
+        loss, logs = real_loss(out, batch, disc)
+        return (loss * float("nan"), logs) if calls["n"] == 1 else (loss, logs)
 
-    tr.task.loss = flaky
+    tr.task.g_loss = flaky
     tr.run()
     assert tr.step == 6 and tr.rollbacks == 1 and tr.lr_scale == 0.5
 

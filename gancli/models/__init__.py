@@ -12,9 +12,11 @@ from typing import Any
 from torch import nn
 
 from gancli.models.compact import CompactSR, CompactSRConfig
+from gancli.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 
 ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
     "compact_sr": (CompactSRConfig, CompactSR),
+    "patch_disc": (PatchDiscriminatorConfig, PatchDiscriminator),
 }
 
 

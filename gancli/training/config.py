@@ -28,6 +28,10 @@ class TrainConfig:
     eval_every: int = 500  # steps between validation runs (each also writes a checkpoint)
     checkpoint_minutes: float = 5.0  # and a checkpoint at least this often
     halve_above: int = 800  # training images with a shorter side >= this are downscaled by 2 on load
+    gan_weight: float = 0.0  # weight of the adversarial loss on the generator (0: no discriminator)
+    disc: dict[str, Any] = field(default_factory=dict)  # PatchDiscriminator config (see gancli.models)
+    d_lr: float | None = None  # discriminator learning rate (default: lr)
+    amp: bool = True  # mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling)
 
     @property
     def scale(self) -> int:
@@ -77,9 +81,10 @@ def to_toml(cfg: TrainConfig) -> str:
         raise TypeError(f"cannot write {type(v).__name__} as TOML")
 
     d = dataclasses.asdict(cfg)
-    model = d.pop("model")
+    tables = {k: d.pop(k) for k in ("model", "disc")}
     lines = [f"{k} = {value(v)}" for k, v in d.items() if v is not None]
-    lines += ["", "[model]"] + [f"{k} = {value(v)}" for k, v in model.items()]
+    for name, table in tables.items():
+        lines += ["", f"[{name}]"] + [f"{k} = {value(v)}" for k, v in table.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -94,7 +99,7 @@ def resolve(run_dir: Path, overrides: dict[str, Any], new: bool, file_values: di
     layers.append({k: v for k, v in overrides.items() if v is not None})
     merged: dict[str, Any] = {}
     for layer in layers:
-        model = {**merged.get("model", {}), **layer.get("model", {})}
+        tables = {k: {**merged.get(k, {}), **layer.get(k, {})} for k in ("model", "disc")}
         merged.update(layer)
-        merged["model"] = model
+        merged.update(tables)
     return TrainConfig.from_dict(merged)

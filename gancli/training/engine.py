@@ -53,10 +53,15 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 class Trainer:
-    """Owns the step loop for a supervised generator.
+    """Owns the step loop: generator step, then (for GAN tasks) discriminator step, EMA, validation, checkpoints.
 
-    task must provide: model (nn.Module), sampler (with state_dict/load_state_dict), loss(model, step) -> tensor,
-    evaluate(model) -> dict of metrics with a "score" (higher is better), export_info() -> dict (task, name, ...).
+    A task provides:
+      model (the generator), discriminator (nn.Module or None), sampler (state_dict / load_state_dict),
+      next_batch() -> dict of tensors, generate(G, batch) -> output,
+      g_loss(output, batch, D) -> (loss, {name: float}), d_loss(output.detach(), batch, D) -> (loss, {name: float}),
+      evaluate(G) -> {"score": higher is better, ...}, export_info() -> {"task", "name", "description"};
+      optionally sample_sheet(G) -> (H, W, 3) uint8 and state_dict() / load_state_dict() for its own state.
+    Mixed precision runs on CUDA only (cfg.amp); the CPU trains in float32.
     """
 
     def __init__(self, cfg: TrainConfig, task: Any, run_dir: Path, device: torch.device, log: Callable[[str], None],
@@ -65,8 +70,15 @@ class Trainer:
         self.on_step = on_step  # called after every step with the step and, at log intervals, the logged record
         self.sinks: list[Callable[[dict[str, Any]], None]] = []  # more receivers of metric records (TensorBoard)
         self.model: nn.Module = task.model
+        self.disc: nn.Module | None = getattr(task, "discriminator", None)
         self.ema: nn.Module = copy.deepcopy(self.model).requires_grad_(False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        self.opt_d = None if self.disc is None else torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr or cfg.lr,
+                                                                     betas=(0.9, 0.99))
+        self.use_amp = cfg.amp and device.type == "cuda"
+        self.amp_dtype = (torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16)
+        # Loss scaling only for float16; a disabled scaler passes losses and steps through unchanged.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         self.step = 0
         self.lr_scale = 1.0  # lowered after a rollback from a non-finite loss
         self.rollbacks = 0
@@ -88,6 +100,10 @@ class Trainer:
             "cpu_seconds": self.cpu_seconds,
             "wall_seconds": self.wall_seconds,
             "data": self.task.sampler.state_dict(),
+            "disc": None if self.disc is None else self.disc.state_dict(),
+            "opt_d": None if self.opt_d is None else self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "task": self.task.state_dict() if hasattr(self.task, "state_dict") else None,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "numpy": np.random.get_state(legacy=False),
@@ -106,6 +122,15 @@ class Trainer:
         self.cpu_seconds = float(state["cpu_seconds"])
         self.wall_seconds = float(state["wall_seconds"])
         self.task.sampler.load_state_dict(state["data"])
+        if self.disc is not None:
+            if state.get("disc") is None:
+                raise checkpoints.CheckpointError("the checkpoint has no discriminator, but this run trains one")
+            checkpoints.load_state_strict(self.disc, state["disc"], "discriminator state")
+            self.opt_d.load_state_dict(state["opt_d"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if state.get("task") is not None and hasattr(self.task, "load_state_dict"):
+            self.task.load_state_dict(state["task"])
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
@@ -182,40 +207,42 @@ class Trainer:
         deadline = None if minutes is None else time.monotonic() + minutes * 60
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         last_ckpt = time.monotonic()
-        t_log, c_log, s_log, loss_sum = time.monotonic(), time.process_time(), self.step, 0.0
+        t_log, c_log, s_log, sums = time.monotonic(), time.process_time(), self.step, {}
         self.model.train()
+        if self.disc is not None:
+            self.disc.train()
         try:
             while self.step < stop_at:
                 t0, c0 = time.monotonic(), time.process_time()
                 lr = lr_at(cfg, self.step) * self.lr_scale
                 for g in self.opt.param_groups:
                     g["lr"] = lr
-                loss = self.task.loss(self.model, self.step)
-                if not torch.isfinite(loss):
-                    self._rollback(float(loss))
-                    continue
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                self.opt.step()
+                if self.opt_d is not None:
+                    for g in self.opt_d.param_groups:
+                        g["lr"] = lr * (cfg.d_lr or cfg.lr) / cfg.lr
+                logs = self._train_step()
+                if logs is None:
+                    continue  # rolled back after a non-finite loss
                 self.step += 1
                 self._update_ema()
-                loss_sum += loss.item()
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v
                 self.wall_seconds += time.monotonic() - t0
                 self.cpu_seconds += time.process_time() - c0
                 rec = None
                 if self.step % log_every == 0 or self.step == stop_at:
                     n, dt = self.step - s_log, time.monotonic() - t_log
-                    rec = {"step": self.step, "loss": loss_sum / max(1, n), "lr": lr, "steps_per_s": n / dt,
-                           "cpu_util": (time.process_time() - c_log) / dt}
+                    rec = {"step": self.step, **{k: v / max(1, n) for k, v in sums.items()}, "lr": lr,
+                           "steps_per_s": n / dt, "cpu_util": (time.process_time() - c_log) / dt}
                     self._metrics(rec)
-                    t_log, c_log, s_log, loss_sum = time.monotonic(), time.process_time(), self.step, 0.0
+                    t_log, c_log, s_log, sums = time.monotonic(), time.process_time(), self.step, {}
                 if self.on_step is not None:
                     self.on_step(self.step, rec)
                 if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                     self._validate()
                     self.model.train()
+                    if self.disc is not None:
+                        self.disc.train()
                     self.save()
                     last_ckpt = time.monotonic()
                 elif time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
@@ -231,6 +258,44 @@ class Trainer:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
+
+    def _optimize(self, loss: torch.Tensor, opt: torch.optim.Optimizer, params) -> None:
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        self.scaler.step(opt)
+        opt.zero_grad(set_to_none=True)  # free the gradients now; the other network's step must not see them
+
+    def _train_step(self) -> dict[str, float] | None:
+        """One generator step and, for GAN tasks, one discriminator step. None after a non-finite loss rollback."""
+        task, disc = self.task, self.disc
+        batch = task.next_batch()
+        with self._autocast():
+            out = task.generate(self.model, batch)
+            if disc is not None:
+                disc.requires_grad_(False)  # G's adversarial loss must not train D
+            loss_g, logs = task.g_loss(out, batch, disc)
+        if not torch.isfinite(loss_g):
+            self._rollback(loss_g.item())
+            return None
+        self._optimize(loss_g, self.opt, self.model.parameters())
+        logs = {"loss": loss_g.item(), **logs}
+        if disc is not None:
+            disc.requires_grad_(True)
+            with self._autocast():
+                loss_d, logs_d = task.d_loss(out.detach(), batch, disc)
+            if not torch.isfinite(loss_d):
+                self._rollback(loss_d.item())
+                return None
+            self._optimize(loss_d, self.opt_d, disc.parameters())
+            logs |= {"d_loss": loss_d.item(), **logs_d}
+        self.scaler.update()
+        return logs
 
     def _rollback(self, value: float) -> None:
         self.rollbacks += 1

@@ -30,6 +30,9 @@ class UpscaleTask:
         self.val = [self._val_pair(f) for f in self.val_files]
         self.model = models.build(cfg.arch, {**cfg.model, "scale": self.scale}).to(device)
         self.model = self.model.to(memory_format=torch.channels_last)
+        self.discriminator = None
+        if cfg.gan_weight > 0:
+            self.discriminator = models.build("patch_disc", cfg.disc).to(device, memory_format=torch.channels_last)
 
     def _val_pair(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         img = imageio.read_rgb_array(path, halve_above=self.cfg.halve_above)
@@ -38,11 +41,28 @@ class UpscaleTask:
         hr = torch.from_numpy(img[y : y + side, x : x + side].copy()).permute(2, 0, 1)[None].float() / 255
         return bicubic_down(hr, self.scale), hr
 
-    def loss(self, model: torch.nn.Module, step: int) -> torch.Tensor:  # noqa: ARG002
-        hr = self.sampler.batch(self.cfg.batch).to(self.device)
-        lr = bicubic_down(hr, self.scale)
-        sr = model(lr.contiguous(memory_format=torch.channels_last))
-        return F.l1_loss(sr, hr)
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        hr = self.sampler.batch(self.cfg.batch).to(self.device, non_blocking=True)
+        return {"hr": hr, "lr": bicubic_down(hr, self.scale)}
+
+    def generate(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(batch["lr"].contiguous(memory_format=torch.channels_last))
+
+    def g_loss(self, sr: torch.Tensor, batch: dict[str, torch.Tensor], disc: torch.nn.Module | None
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+        """L1 to the ground truth, plus the hinge adversarial term when a discriminator trains."""
+        l1 = F.l1_loss(sr.float(), batch["hr"])
+        if disc is None:
+            return l1, {}
+        adv = -disc(sr).float().mean()
+        return l1 + self.cfg.gan_weight * adv, {"l1": l1.item(), "g_adv": adv.item()}
+
+    def d_loss(self, sr: torch.Tensor, batch: dict[str, torch.Tensor], disc: torch.nn.Module
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Hinge loss: real scores pushed above +1, fake below -1."""
+        real, fake = disc(batch["hr"]).float(), disc(sr).float()
+        loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+        return loss, {"d_real": real.mean().item(), "d_fake": fake.mean().item()}
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
