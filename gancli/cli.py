@@ -242,7 +242,9 @@ class Task(str, Enum):
 
 @app.command()
 def train(
-    data: Annotated[list[Path] | None, typer.Option("--data", help="Folder of training images (repeatable).")] = None,
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="Folder of images (recursive) or a list file (repeatable).")
+    ] = None,
     task: Annotated[Task | None, typer.Option("--task", help="What to train.")] = None,
     run: Annotated[Path | None, typer.Option("--run", help="Run folder (default: runs/TASK). Rerun to resume.")] = None,
     new: Annotated[bool, typer.Option("--new", help="Start over even if the run folder has a checkpoint.")] = False,

@@ -210,3 +210,30 @@ def test_sigterm_saves_and_exits_143(data_dir, tmp_path):
     assert err.count("interrupted by signal 15") == 1 and "Traceback" not in err
     state = checkpoints.load_state(run / "last.safetensors")
     assert state["step"] >= 50
+
+
+def test_broken_and_small_images_are_skipped_and_counted(data_dir, tmp_path):
+    from gancli.training.data import PatchSampler, list_images
+
+    (data_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    Image.new("RGB", (4, 4)).save(data_dir / "tiny.png")
+    (data_dir / ".hidden.png").write_bytes(b"ignored")
+    files = list_images([data_dir])
+    assert len(files) == 8 and not any(f.name.startswith(".") for f in files)
+    warnings = []
+    sampler = PatchSampler(files, 16, seed=0, warn=warnings.append)
+    assert len(sampler.images) == 6 and len(sampler.skipped) == 2
+    assert "skipped 2 of 8" in warnings[0] and "broken.png" in warnings[0] and "tiny.png" in warnings[0]
+    with pytest.raises(ValueError, match="no usable training image"):
+        PatchSampler([data_dir / "broken.png"], 16, seed=0)
+
+
+def test_list_file(data_dir, tmp_path):
+    from gancli.training.data import list_images
+
+    lst = tmp_path / "train.txt"
+    lst.write_text(f"# my picks\n{data_dir / '0.png'}\ndata/1.png  # relative to the list file\n")
+    assert [p.name for p in list_images([lst])] == ["0.png", "1.png"]
+    lst.write_text("data/missing.png\n")
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        list_images([lst])

@@ -11,14 +11,25 @@ import torch
 from gancli import imageio
 
 
-def list_images(dirs: list[str | Path]) -> list[Path]:
-    """Every image file under the given folders (recursive), sorted, so runs are reproducible."""
-    files: list[Path] = []
-    for d in dirs:
-        d = Path(d)
-        if not d.is_dir():
-            raise FileNotFoundError(f"data folder {d} does not exist")
-        files += [p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in imageio.IMAGE_SUFFIXES]
+def list_images(sources: list[str | Path]) -> list[Path]:
+    """Every image file under the given folders (recursive, hidden files skipped), or named in list files (one path
+    a line, relative to the list file; '#' starts a comment). Sorted and de-duplicated, so runs are reproducible."""
+    files: set[Path] = set()
+    for src in sources:
+        src = Path(src)
+        if src.is_dir():
+            files.update(p for p in src.rglob("*") if p.is_file() and not p.name.startswith(".")
+                         and p.suffix.lower() in imageio.IMAGE_SUFFIXES)
+        elif src.is_file():
+            for line in src.read_text().splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    p = Path(line) if Path(line).is_absolute() else src.parent / line
+                    if not p.is_file():
+                        raise FileNotFoundError(f"{src}: listed image {line} does not exist")
+                    files.add(p)
+        else:
+            raise FileNotFoundError(f"data folder {src} does not exist")
     return sorted(files)
 
 
@@ -39,15 +50,26 @@ class PatchSampler:
     but do not drown small ones. Patches get a random flip and 90-degree rotation.
     """
 
-    def __init__(self, files: list[Path], patch: int, seed: int, halve_above: int = 800) -> None:
+    def __init__(self, files: list[Path], patch: int, seed: int, halve_above: int = 800, warn=None) -> None:
         self.patch = patch
         self.images: list[np.ndarray] = []
+        self.skipped: list[str] = []  # files that failed to decode or are smaller than a patch
         for f in files:
-            img = imageio.read_rgb_array(f, halve_above=halve_above)
+            try:
+                img = imageio.read_rgb_array(f, halve_above=halve_above)
+            except Exception as e:  # noqa: BLE001 - Pillow raises many types for broken files; skip, count, say
+                self.skipped.append(f"{f} (unreadable: {str(e).splitlines()[0] if str(e) else type(e).__name__})")
+                continue
             if min(img.shape[:2]) >= patch:
                 self.images.append(img)
+            else:
+                self.skipped.append(f"{f} (smaller than the {patch}x{patch} patch)")
+        if warn and self.skipped:
+            warn(f"skipped {len(self.skipped)} of {len(files)} training images: " + "; ".join(self.skipped[:5])
+                 + (" ..." if len(self.skipped) > 5 else ""))
         if not self.images:
-            raise ValueError(f"no training image is at least {patch}x{patch} pixels")
+            raise ValueError(f"no usable training image among {len(files)} files (each must decode and be at least"
+                             f" {patch}x{patch} pixels)")
         w = np.array([math.sqrt(i.shape[0] * i.shape[1]) for i in self.images])
         self.weights = w / w.sum()
         self.rng = np.random.default_rng(seed)

@@ -24,10 +24,16 @@ class UpscaleTask:
         if not files:
             raise ValueError(f"no images found in {', '.join(cfg.data)}")
         train_files, self.val_files = split_validation(files, cfg.val_count)
-        self.sampler = PatchSampler(train_files, cfg.patch * self.scale, cfg.seed, cfg.halve_above)
+        self.sampler = PatchSampler(train_files, cfg.patch * self.scale, cfg.seed, cfg.halve_above, warn=log)
         log(f"data: {len(self.sampler.images)} training images ({self.sampler.pixels / 1e6:.1f} MP), "
             f"{len(self.val_files)} held out for validation")
-        self.val = [self._val_pair(f) for f in self.val_files]
+        self.val = []
+        for f in list(self.val_files):
+            try:
+                self.val.append(self._val_pair(f))
+            except Exception:  # noqa: BLE001 - a broken validation image is dropped like a broken training one
+                log(f"skipped validation image {f}: unreadable")
+                self.val_files.remove(f)
         self.model = models.build(cfg.arch, {**cfg.model, "scale": self.scale}).to(device)
         self.model = self.model.to(memory_format=torch.channels_last)
         self.discriminator = None
