@@ -7,6 +7,7 @@ Exit codes: 0 all done; 1 some or all items failed (each named); 2 usage error; 
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -246,7 +247,11 @@ def train(
         list[Path] | None, typer.Option("--data", help="Folder of images (recursive) or a list file (repeatable).")
     ] = None,
     task: Annotated[Task | None, typer.Option("--task", help="What to train.")] = None,
-    run: Annotated[Path | None, typer.Option("--run", help="Run folder (default: runs/TASK). Rerun to resume.")] = None,
+    run: Annotated[
+        Path | None,
+        typer.Option("--run", "--run-dir", help="Run folder (default: runs/TASK). Rerun to resume. Under torchrun"
+                     " write --run-dir: torchrun takes --run for its own --run-path."),
+    ] = None,
     new: Annotated[bool, typer.Option("--new", help="Start over even if the run folder has a checkpoint.")] = False,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML file of options (CLI > file > defaults).")
@@ -316,15 +321,19 @@ def train(
 
     from gancli import devices
     from gancli.checkpoints import CheckpointError
+    from gancli.training import distributed
     from gancli.training import run as runs
     from gancli.training.engine import TrainingDiverged, TrainingInterrupted
 
     try:
+        ctx, device = distributed.from_environment(device)  # torchrun: join the process group
         dev = devices.pick_device(device)
     except devices.DeviceError as e:
         raise fail(str(e)) from None
+    if ctx.enabled and threads == 0 and dev.type == "cpu":
+        threads = max(1, devices.set_threads(0) // ctx.local_world)  # share the cores among local ranks
     devices.set_threads(threads)
-    console.quiet = quiet
+    console.quiet = quiet or not ctx.main  # only rank 0 speaks
     if dry_run:
         try:
             report = runs.describe(cfg, dev, console.info)
@@ -333,13 +342,14 @@ def train(
         typer.echo(to_toml(cfg) + "\n# dry run: " + json.dumps(report))
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "train.log", "a") as log_file, console.training_progress(cfg.steps) as on_step:
+    log_path = run_dir / "train.log" if ctx.main else Path(os.devnull)
+    with open(log_path, "a") as log_file, console.training_progress(cfg.steps) as on_step:
 
         def log(msg: str) -> None:
             log_file.write(msg + "\n")
             log_file.flush()
-            if not quiet or "validation" in msg or "stopped" in msg:
-                console.info(msg)
+            if ctx.main and (not quiet or "validation" in msg or "stopped" in msg or "sync" in msg):
+                console.info(msg, force=True)
 
         def on_step_logged(step: int, rec: dict | None) -> None:
             on_step(step, rec)
@@ -352,8 +362,9 @@ def train(
 
         try:
             trainer = runs.open_run(cfg, run_dir, dev, new=new, init_from=init_from, log=log,
-                                    on_step=on_step_logged)
-            runs.add_tensorboard(trainer, log)
+                                    on_step=on_step_logged, dist_ctx=ctx)
+            if ctx.main:
+                runs.add_tensorboard(trainer, log)
             trainer.run(minutes=minutes)
             log(f"stopped at step {trainer.step}; best validation score {trainer.best_score:.4f}")
         except TrainingInterrupted as e:
@@ -362,6 +373,8 @@ def train(
         except (TrainingDiverged, CheckpointError, ValueError, FileNotFoundError) as e:
             log(f"error: {e}")
             raise fail(str(e), EXIT_FAILED) from None
+        finally:
+            distributed.shutdown(ctx)
 
 
 @app.command()

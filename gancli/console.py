@@ -11,8 +11,8 @@ console = Console(stderr=True, highlight=False)
 quiet = False
 
 
-def info(msg: str) -> None:
-    if not quiet:
+def info(msg: str, force: bool = False) -> None:
+    if force or not quiet:
         console.print(msg, markup=False, soft_wrap=True)
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from gancli import checkpoints, imageio
-from gancli.training import plots
+from gancli.training import distributed, plots
 from gancli.training.config import TrainConfig
 
 
@@ -65,8 +65,10 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, task: Any, run_dir: Path, device: torch.device, log: Callable[[str], None],
-                 on_step: Callable[[int, dict[str, Any] | None], None] | None = None):
+                 on_step: Callable[[int, dict[str, Any] | None], None] | None = None,
+                 dist_ctx: distributed.DistContext | None = None):
         self.cfg, self.task, self.run_dir, self.device, self.log = cfg, task, run_dir, device, log
+        self.dist = dist_ctx or distributed.DistContext()
         self.on_step = on_step  # called after every step with the step and, at log intervals, the logged record
         self.sinks: list[Callable[[dict[str, Any]], None]] = []  # more receivers of metric records (TensorBoard)
         self.model: nn.Module = task.model
@@ -86,10 +88,28 @@ class Trainer:
         self.cpu_seconds = 0.0
         self.wall_seconds = 0.0
         self._signal: int | None = None
+        # What the step runs: DistributedDataParallel wrappers under torchrun, the modules themselves otherwise.
+        self.g_train: nn.Module = self.model
+        self.d_train: nn.Module | None = self.disc
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.g_train = DDP(self.model, device_ids=ids)
+            if self.disc is not None:
+                self.d_train = DDP(self.disc, device_ids=ids)
+            task.sampler.rng = np.random.default_rng(cfg.seed + 7919 * self.dist.rank)  # each rank its own patches
+            torch.manual_seed(cfg.seed + self.dist.rank)
 
     # -------------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
+        """The complete training state. Under torchrun this is a collective call (every rank's RNG is gathered)."""
+        ranks = None
+        if self.dist.enabled:
+            mine = json.dumps({"data": self.task.sampler.state_dict(), "rng": distributed.rng_state_json()})
+            ranks = distributed.gather_strings(self.dist, mine, self.device)
         return {
+            "ranks": ranks,
             "step": self.step,
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
@@ -134,13 +154,26 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
+        ranks = state.get("ranks")
+        if self.dist.enabled:
+            if ranks and len(ranks) == self.dist.world:
+                mine = json.loads(ranks[self.dist.rank])
+                self.task.sampler.load_state_dict(mine["data"])
+                distributed.set_rng_state_json(mine["rng"])
+            else:
+                self.task.sampler.rng = np.random.default_rng(self.cfg.seed + 7919 * self.dist.rank + self.step)
+                self.log(f"the checkpoint was written by {len(ranks) if ranks else 1} process(es), this run has "
+                         f"{self.dist.world}: data order is reseeded, so the continuation is not bit-exact")
 
     @property
     def last_path(self) -> Path:
         return self.run_dir / "last.safetensors"
 
     def save(self) -> None:
-        checkpoints.save_state(self.state_dict(), self.last_path)
+        state = self.state_dict()  # collective under torchrun: every rank takes part
+        if self.dist.main:
+            checkpoints.save_state(state, self.last_path)
+        distributed.barrier(self.dist)
 
     def resume(self) -> bool:
         if not self.last_path.exists():
@@ -171,6 +204,8 @@ class Trainer:
         self._signal = signum
 
     def _metrics(self, record: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         for sink in self.sinks:
@@ -185,6 +220,8 @@ class Trainer:
                 e.copy_(b)
 
     def _validate(self) -> None:
+        if not self.dist.main:
+            return
         self.ema.eval()
         metrics = self.task.evaluate(self.ema)
         score = metrics["score"]
@@ -248,13 +285,19 @@ class Trainer:
                 elif time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
                     self.save()
                     last_ckpt = time.monotonic()
-                if self._signal is not None:
+                stop, out_of_time = distributed.any_rank(
+                    self.dist, [self._signal is not None, deadline is not None and time.monotonic() > deadline],
+                    self.device)
+                if stop:
                     self.save()
-                    raise TrainingInterrupted(self._signal, self.step)
-                if deadline is not None and time.monotonic() > deadline:
+                    raise TrainingInterrupted(self._signal or signal.SIGTERM, self.step)
+                if out_of_time:
                     self.log(f"time budget of {minutes} min reached at step {self.step}")
                     break
             self.save()
+            if self.dist.enabled:
+                diff = distributed.max_parameter_difference(self.dist, self.model)
+                self.log(f"{self.dist.world} ranks in sync: max parameter difference {diff:g}")
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
@@ -276,11 +319,11 @@ class Trainer:
         task, disc = self.task, self.disc
         batch = task.next_batch()
         with self._autocast():
-            out = task.generate(self.model, batch)
+            out = task.generate(self.g_train, batch)
             if disc is not None:
-                disc.requires_grad_(False)  # G's adversarial loss must not train D
+                disc.requires_grad_(False)  # G's adversarial loss must not train D (and D needs no DDP sync here)
             loss_g, logs = task.g_loss(out, batch, disc)
-        if not torch.isfinite(loss_g):
+        if distributed.any_rank(self.dist, [not torch.isfinite(loss_g).item()], self.device)[0]:
             self._rollback(loss_g.item())
             return None
         self._optimize(loss_g, self.opt, self.model.parameters())
@@ -288,8 +331,8 @@ class Trainer:
         if disc is not None:
             disc.requires_grad_(True)
             with self._autocast():
-                loss_d, logs_d = task.d_loss(out.detach(), batch, disc)
-            if not torch.isfinite(loss_d):
+                loss_d, logs_d = task.d_loss(out.detach(), batch, self.d_train)
+            if distributed.any_rank(self.dist, [not torch.isfinite(loss_d).item()], self.device)[0]:
                 self._rollback(loss_d.item())
                 return None
             self._optimize(loss_d, self.opt_d, disc.parameters())

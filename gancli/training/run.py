@@ -10,6 +10,7 @@ import torch
 
 from gancli import checkpoints
 from gancli.training.config import TrainConfig
+from gancli.training.distributed import DistContext, barrier
 from gancli.training.engine import Trainer
 
 TASKS = {"upscale": "gancli.training.upscale:UpscaleTask"}  # task name -> its class (imported when used)
@@ -33,13 +34,18 @@ def init_config_from(path: Path, cfg: TrainConfig) -> TrainConfig:
 
 
 def open_run(cfg: TrainConfig, run_dir: Path, device: torch.device, *, new: bool, init_from: Path | None,
-             log: Callable[[str], None], on_step=None) -> Trainer:
-    """Build the task and trainer; resume from run_dir unless `new`; write the resolved config.json."""
+             log: Callable[[str], None], on_step=None, dist_ctx: DistContext | None = None) -> Trainer:
+    """Build the task and trainer; resume from run_dir unless `new`; write the resolved config.json.
+
+    Under torchrun every rank calls this; only rank 0 touches the run folder.
+    """
+    ctx = dist_ctx or DistContext()
     run_dir.mkdir(parents=True, exist_ok=True)
+    resumable = (run_dir / "last.safetensors").exists() and not new
+    barrier(ctx)  # every rank has decided before rank 0 may clear the folder
     torch.manual_seed(cfg.seed)
     task = make_task(cfg, device, log)
-    trainer = Trainer(cfg, task, run_dir, device, log, on_step)
-    resumable = (run_dir / "last.safetensors").exists() and not new
+    trainer = Trainer(cfg, task, run_dir, device, log, on_step, ctx)
     if resumable:
         if init_from is not None:
             raise ValueError(f"{run_dir} already has a checkpoint; --init-from starts a new run: add --new or use"
@@ -47,15 +53,18 @@ def open_run(cfg: TrainConfig, run_dir: Path, device: torch.device, *, new: bool
         trainer.resume()
         log(f"resumed {run_dir} at step {trainer.step} on {device}")
     else:
-        for name in RUN_FILES:  # a new run does not inherit the old one's files
-            (run_dir / name).unlink(missing_ok=True)
+        if ctx.main:
+            for name in RUN_FILES:  # a new run does not inherit the old one's files
+                (run_dir / name).unlink(missing_ok=True)
         if init_from is not None:
             model, _ = checkpoints.load_model(init_from)
             checkpoints.load_state_strict(trainer.model, model.state_dict(), str(init_from))
             checkpoints.load_state_strict(trainer.ema, model.state_dict(), str(init_from))
             log(f"initialised from {init_from}")
-        log(f"new run in {run_dir} on {device}")
-    (run_dir / "config.json").write_text(cfg.to_json())
+        log(f"new run in {run_dir} on {device}" + (f", {ctx.world} processes" if ctx.enabled else ""))
+    if ctx.main:
+        (run_dir / "config.json").write_text(cfg.to_json())
+    barrier(ctx)
     return trainer
 
 
