@@ -106,3 +106,26 @@ def test_atomic_save_leaves_old_file_on_failure(tmp_path, monkeypatch):
         checkpoints.save_model(tiny_sr(), path, task="upscale", name="new")
     assert checkpoints.read_model_info(path).name == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_kill_9_in_the_middle_of_an_atomic_write_keeps_the_old_file(tmp_path):
+    """A process killed while writing through atomic_path leaves the previous file whole (and only a temp file)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "last.safetensors"
+    checkpoints.save_state({"step": 1, "w": torch.ones(3)}, target)
+    code = ("import sys, time\nfrom gancli.atomic import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp, open(tmp, 'wb') as f:\n"
+            "    for _ in range(1000):\n        f.write(b'x' * 1000); f.flush(); time.sleep(0.01)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(target)])
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(p.name.startswith(".gancli-tmp-") and p.stat().st_size > 0
+                                             for p in tmp_path.iterdir()):
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert checkpoints.load_state(target)["step"] == 1

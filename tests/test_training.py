@@ -237,3 +237,38 @@ def test_list_file(data_dir, tmp_path):
     lst.write_text("data/missing.png\n")
     with pytest.raises(FileNotFoundError, match="missing.png"):
         list_images([lst])
+
+
+def test_kill_9_never_corrupts_the_last_checkpoint(data_dir, tmp_path):
+    """kill -9 at random moments of a run that checkpoints every step: the last checkpoint always loads."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("checkpoint_minutes = 0.0\neval_every = 100000\n")
+    cmd = [sys.executable, "-m", "gancli", "train", "--config", str(cfg), "--data", str(data_dir), "--run", str(run),
+           "--steps", "100000", "--batch", "2", "--patch", "8", "--scale", "2", "--model-config",
+           '{"num_feat": 8, "num_conv": 1}', "--val-count", "2", "--threads", "1", "-q"]
+    rng = random.Random(0)
+    steps = []
+    for _ in range(3):
+        last = run / "last.safetensors"
+        before = last.stat().st_mtime_ns if last.exists() else 0
+        proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline and (not last.exists() or last.stat().st_mtime_ns == before):
+            time.sleep(0.01)  # until this process has saved at least once
+        time.sleep(0.2 + 0.5 * rng.random())
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        steps.append(checkpoints.load_state(run / "last.safetensors")["step"])  # loads: not corrupted
+    assert steps == sorted(steps) and steps[-1] > steps[0]  # each restart resumed and went on
+    proc = subprocess.run(cmd[:-7] + ["--steps", str(steps[-1] + 1), "--batch", "2", "--patch", "8", "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert not list(run.glob(".gancli-tmp-*"))  # stale temp files of killed saves are cleaned up

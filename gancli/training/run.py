@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from gancli import checkpoints
+from gancli.atomic import TMP_PREFIX
 from gancli.training.config import TrainConfig
 from gancli.training.distributed import DistContext, barrier
 from gancli.training.engine import Trainer
@@ -43,6 +44,9 @@ def open_run(cfg: TrainConfig, run_dir: Path, device: torch.device, *, new: bool
     run_dir.mkdir(parents=True, exist_ok=True)
     resumable = (run_dir / "last.safetensors").exists() and not new
     barrier(ctx)  # every rank has decided before rank 0 may clear the folder
+    if ctx.main:
+        for stale in run_dir.glob(f"{TMP_PREFIX}*"):  # left by a process killed (-9) in the middle of a save
+            stale.unlink(missing_ok=True)
     torch.manual_seed(cfg.seed)
     task = make_task(cfg, device, log)
     trainer = Trainer(cfg, task, run_dir, device, log, on_step, ctx)
