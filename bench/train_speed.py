@@ -1,6 +1,6 @@
 """Training throughput of the shipped x4 recipe: does the data pipeline keep both cores on the model?
 
-    python bench/train_speed.py [--steps 30]
+    python bench/train_speed.py [--steps 30] [--threads 1,2]
 
 Measures, on the real training data, the time to cut and degrade one batch (HR patches -> bicubic LR), the time of
 one optimizer step on a ready batch, and the full step as `gancli train` runs it; converts the step to conv GFLOP/s
@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=48)
     ap.add_argument("--model-config", default='{"num_feat": 48, "num_conv": 10}')
+    ap.add_argument("--threads", default="1,2", help="thread counts to measure, comma-separated")
     args = ap.parse_args()
     import json
 
@@ -54,36 +55,38 @@ def main() -> None:
         loss.backward()
         opt.step()
 
-    for _ in range(3):
-        step(*data())
-    t = time.perf_counter()
-    for _ in range(args.steps):
-        data()
-    data_s = (time.perf_counter() - t) / args.steps
-    batch = data()
-    t = time.perf_counter()
-    for _ in range(args.steps):
-        step(*batch)
-    model_s = (time.perf_counter() - t) / args.steps
-    t, c = time.perf_counter(), time.process_time()
-    for _ in range(args.steps):
-        step(*data())
-    full_s = (time.perf_counter() - t) / args.steps
-    util = (time.process_time() - c) / (full_s * args.steps)
     gflop = 3 * conv_flops(model, (args.batch, 3, args.patch, args.patch)) / 1e9
-    ceiling = matmul_gflops()
     print(f"# x4 compact_sr {args.model_config}, batch {args.batch} x {args.patch}px LR, {machine()}")
     print(f"# loading {len(sampler.images)} training images into memory: {load_s:.1f} s "
-          f"({sampler.pixels / 1e6:.0f} MP)")
-    print("| part | ms per step | steps/s | GFLOP/s | of matmul |")
-    print("|---|---|---|---|---|")
-    print(f"| data only (crop, flip, bicubic LR) | {data_s * 1e3:.1f} | - | - | - |")
-    print(f"| model step only (fwd+bwd+Adam) | {model_s * 1e3:.1f} | {1 / model_s:.2f} | {gflop / model_s:.1f} | "
-          f"{gflop / model_s / ceiling:.2f} |")
-    print(f"| full training step | {full_s * 1e3:.1f} | {1 / full_s:.2f} | {gflop / full_s:.1f} | "
-          f"{gflop / full_s / ceiling:.2f} |")
-    print(f"# matmul ceiling {ceiling:.1f} GFLOP/s; CPU utilisation during full steps {util:.2f} of "
-          f"{torch.get_num_threads()} cores; data share of a step {data_s / full_s:.0%}")
+          f"({sampler.pixels / 1e6:.0f} MP); {gflop:.1f} GFLOP per step (forward + backward)")
+    print("| threads | part | ms per step | steps/s | GFLOP/s | of matmul |")
+    print("|---|---|---|---|---|---|")
+    for threads in (int(t) for t in args.threads.split(",")):
+        torch.set_num_threads(threads)
+        ceiling = matmul_gflops()
+        for _ in range(3):
+            step(*data())
+        t = time.perf_counter()
+        for _ in range(args.steps):
+            data()
+        data_s = (time.perf_counter() - t) / args.steps
+        batch = data()
+        t = time.perf_counter()
+        for _ in range(args.steps):
+            step(*batch)
+        model_s = (time.perf_counter() - t) / args.steps
+        t, c = time.perf_counter(), time.process_time()
+        for _ in range(args.steps):
+            step(*data())
+        full_s = (time.perf_counter() - t) / args.steps
+        util = (time.process_time() - c) / (full_s * args.steps)
+        print(f"| {threads} | data only (crop, flip, bicubic LR) | {data_s * 1e3:.1f} | - | - | - |")
+        print(f"| {threads} | model step on a fixed batch | {model_s * 1e3:.1f} | {1 / model_s:.2f} | "
+              f"{gflop / model_s:.1f} | {gflop / model_s / ceiling:.2f} |")
+        print(f"| {threads} | full training step | {full_s * 1e3:.1f} | {1 / full_s:.2f} | {gflop / full_s:.1f} | "
+              f"{gflop / full_s / ceiling:.2f} |")
+        print(f"#   {threads} thread(s): matmul ceiling {ceiling:.1f} GFLOP/s; CPU use during full steps "
+              f"{util:.2f} cores; data share of a full step {data_s / full_s:.0%}", flush=True)
 
 
 if __name__ == "__main__":
