@@ -45,3 +45,20 @@ def test_alpha_edges_have_no_dark_halo():
     # without premultiplication the same interpolator darkens the edge
     naive = upscale_picture(model, Picture(rgb), 4, device=CPU)
     assert naive.pixels[visible][:, 0].min() < 200
+
+
+def test_out_of_memory_halves_the_tile(monkeypatch):
+    """On CUDA an out-of-memory error halves the tile and starts the image again (simulated on the CPU)."""
+    from gancli.tasks import upscale as up
+
+    real, tiles = up._upscale_tiled, []
+
+    def flaky(model, pic, scale, device, dtype, tile, on_tile):
+        tiles.append(tile)
+        if tile > 16:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real(model, pic, scale, device, dtype, tile, on_tile)
+
+    monkeypatch.setattr(up, "_upscale_tiled", flaky)
+    out = up.upscale_picture(tiny_sr(), Picture(gradient_rgb(20, 20)), 4, device=CPU, tile=64)
+    assert tiles == [64, 32, 16] and out.pixels.shape == (80, 80, 3)
