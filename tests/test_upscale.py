@@ -55,10 +55,10 @@ def test_out_of_memory_halves_the_tile(monkeypatch):
 
     def flaky(model, pic, scale, device, dtype, tile, on_tile):
         tiles.append(tile)
-        if tile > 16:
+        if tile > 32:
             raise torch.cuda.OutOfMemoryError("simulated")
         return real(model, pic, scale, device, dtype, tile, on_tile)
 
     monkeypatch.setattr(up, "_upscale_tiled", flaky)
-    out = up.upscale_picture(tiny_sr(), Picture(gradient_rgb(20, 20)), 4, device=CPU, tile=64)
-    assert tiles == [64, 32, 16] and out.pixels.shape == (80, 80, 3)
+    out = up.upscale_picture(tiny_sr(), Picture(gradient_rgb(20, 20)), 4, device=CPU, tile=128)
+    assert tiles == [128, 64, 32] and out.pixels.shape == (80, 80, 3)
