@@ -231,6 +231,15 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
     return a
 
 
+def probe_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) as displayed (EXIF orientation applied), from the header only: nothing is decoded."""
+    with Image.open(path) as im:
+        w, h = im.size
+        if im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8):
+            w, h = h, w
+        return w, h
+
+
 def read_rgb_array(path: str | Path, halve_above: int = 0) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB with EXIF orientation applied (for training data).
 

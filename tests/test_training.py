@@ -35,9 +35,12 @@ def make_trainer(cfg, run_dir):
     return Trainer(cfg, task, run_dir, CPU, log=lambda m: None)
 
 
-@pytest.mark.parametrize("gan", [False, True])
-def test_resume_gives_the_same_weights(data_dir, tmp_path, gan):
+@pytest.mark.parametrize("gan,streaming", [(False, None), (True, None), (False, 0), (False, 2)])
+def test_resume_gives_the_same_weights(data_dir, tmp_path, gan, streaming):
+    """Also with the streaming sampler (data over the memory budget), in-process and with 2 worker processes."""
     extra = {"gan_weight": 0.1, "disc": {"num_feat": 4, "num_down": 2}} if gan else {}
+    if streaming is not None:
+        extra |= {"data_memory_gb": 0.0, "data_workers": streaming}
     cfg = tiny_cfg(data_dir, **extra)
     straight = make_trainer(cfg, tmp_path / "a")
     (tmp_path / "a").mkdir()
@@ -50,6 +53,8 @@ def test_resume_gives_the_same_weights(data_dir, tmp_path, gan):
     torch.manual_seed(12345)  # a resumed process starts from other RNG states; the checkpoint must restore them
     second = make_trainer(cfg, tmp_path / "b")
     assert second.resume() and second.step == 4
+    if streaming is not None:
+        assert type(second.task.sampler).__name__ == "StreamingPatchSampler"
     second.run()
     assert second.step == straight.step == 6
     for (k, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values(), strict=True):
@@ -212,8 +217,9 @@ def test_sigterm_saves_and_exits_143(data_dir, tmp_path):
     assert state["step"] >= 50
 
 
-def test_broken_and_small_images_are_skipped_and_counted(data_dir, tmp_path):
-    from gancli.training.data import PatchSampler, list_images
+@pytest.mark.parametrize("streaming", [False, True])
+def test_broken_and_small_images_are_skipped_and_counted(data_dir, tmp_path, streaming):
+    from gancli.training.data import PatchSampler, StreamingPatchSampler, list_images
 
     (data_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
     Image.new("RGB", (4, 4)).save(data_dir / "tiny.png")
@@ -221,11 +227,14 @@ def test_broken_and_small_images_are_skipped_and_counted(data_dir, tmp_path):
     files = list_images([data_dir])
     assert len(files) == 8 and not any(f.name.startswith(".") for f in files)
     warnings = []
-    sampler = PatchSampler(files, 16, seed=0, warn=warnings.append)
+    make = (lambda fs, **kw: StreamingPatchSampler(fs, 16, 0, 4, workers=0, **kw)) if streaming else (
+        lambda fs, **kw: PatchSampler(fs, 16, seed=0, **kw))
+    sampler = make(files, warn=warnings.append)
     assert len(sampler.images) == 6 and len(sampler.skipped) == 2
     assert "skipped 2 of 8" in warnings[0] and "broken.png" in warnings[0] and "tiny.png" in warnings[0]
+    assert sampler.batch(4).shape == (4, 3, 16, 16)
     with pytest.raises(ValueError, match="no usable training image"):
-        PatchSampler([data_dir / "broken.png"], 16, seed=0)
+        make([data_dir / "broken.png"])
 
 
 def test_list_file(data_dir, tmp_path):

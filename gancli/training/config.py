@@ -28,6 +28,8 @@ class TrainConfig:
     eval_every: int = 500  # steps between validation runs (each also writes a checkpoint)
     checkpoint_minutes: float = 5.0  # and a checkpoint at least this often
     halve_above: int = 800  # training images with a shorter side >= this are downscaled by 2 on load
+    data_memory_gb: float = 4.0  # decoded training images up to this size are held in memory, else streamed
+    data_workers: int = 2  # DataLoader worker processes when streaming
     gan_weight: float = 0.0  # weight of the adversarial loss on the generator (0: no discriminator)
     disc: dict[str, Any] = field(default_factory=dict)  # PatchDiscriminator config (see gancli.models)
     d_lr: float | None = None  # discriminator learning rate (default: lr)

@@ -98,7 +98,7 @@ class Trainer:
             self.g_train = DDP(self.model, device_ids=ids)
             if self.disc is not None:
                 self.d_train = DDP(self.disc, device_ids=ids)
-            task.sampler.rng = np.random.default_rng(cfg.seed + 7919 * self.dist.rank)  # each rank its own patches
+            task.sampler.reseed(cfg.seed + 7919 * self.dist.rank)  # each rank its own patches
             torch.manual_seed(cfg.seed + self.dist.rank)
 
     # -------------------------------------------------------------------------------------------------- state
@@ -161,7 +161,7 @@ class Trainer:
                 self.task.sampler.load_state_dict(mine["data"])
                 distributed.set_rng_state_json(mine["rng"])
             else:
-                self.task.sampler.rng = np.random.default_rng(self.cfg.seed + 7919 * self.dist.rank + self.step)
+                self.task.sampler.reseed(self.cfg.seed + 7919 * self.dist.rank + self.step)
                 self.log(f"the checkpoint was written by {len(ranks) if ranks else 1} process(es), this run has "
                          f"{self.dist.world}: data order is reseeded, so the continuation is not bit-exact")
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from gancli import imageio, metrics, models
 from gancli.training.config import TrainConfig
-from gancli.training.data import PatchSampler, list_images, split_validation
+from gancli.training.data import list_images, make_sampler, split_validation
 from gancli.training.degrade import bicubic_down
 
 
@@ -24,7 +24,8 @@ class UpscaleTask:
         if not files:
             raise ValueError(f"no images found in {', '.join(cfg.data)}")
         train_files, self.val_files = split_validation(files, cfg.val_count)
-        self.sampler = PatchSampler(train_files, cfg.patch * self.scale, cfg.seed, cfg.halve_above, warn=log)
+        self.sampler = make_sampler(train_files, cfg.patch * self.scale, cfg.seed, cfg.batch, cfg.halve_above,
+                                    cfg.data_memory_gb, cfg.data_workers, warn=log)
         log(f"data: {len(self.sampler.images)} training images ({self.sampler.pixels / 1e6:.1f} MP), "
             f"{len(self.val_files)} held out for validation")
         self.val = []
