@@ -133,6 +133,11 @@ def _decode(im: Image.Image, data: bytes, name: str) -> Picture:
     icc = im.info.get("icc_profile") or None
     dpi = im.info.get("dpi")
     fmt = im.format or ""
+    notes = []
+    if im.mode == "CMYK":
+        im, icc = _cmyk_to_rgb(im, icc)
+        notes.append(f"{name}: CMYK converted to RGB" + (" through its ICC profile (output tagged sRGB)" if icc
+                                                          else " without a profile (approximate colors)"))
     if _is_16bit_color(im, data):
         pixels, alpha = _decode_16bit_color(data, name)
     else:
@@ -140,7 +145,22 @@ def _decode(im: Image.Image, data: bytes, name: str) -> Picture:
     pixels, alpha = _orient(pixels, orientation), (None if alpha is None else _orient(alpha, orientation))
     return Picture(np.ascontiguousarray(pixels), None if alpha is None else np.ascontiguousarray(alpha),
                    icc_profile=icc, exif=exif_bytes, dpi=tuple(float(v) for v in dpi) if dpi else None,
-                   source_format=fmt)
+                   source_format=fmt, notes=notes)
+
+
+def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """CMYK -> RGB: through the embedded profile to sRGB when there is one (returns the sRGB profile), else naive."""
+    if icc:
+        from PIL import ImageCms
+
+        try:
+            srgb = ImageCms.createProfile("sRGB")
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            rgb = ImageCms.profileToProfile(im, src, srgb, outputMode="RGB")
+            return rgb, ImageCms.ImageCmsProfile(srgb).tobytes()
+        except (ImageCms.PyCMSError, OSError):
+            pass
+    return im.convert("RGB"), None
 
 
 def _decode_pillow(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:

@@ -150,3 +150,14 @@ def test_resize_keeps_depth_and_alpha():
     pic = Picture(arr, arr[..., 0].copy())
     out = imageio.resize(pic, (24, 20))
     assert out.pixels.shape == (20, 24, 3) and out.pixels.dtype == np.uint16 and out.alpha.shape == (20, 24)
+
+
+def test_cmyk_profile_never_lands_on_rgb_pixels(tmp_path):
+    """CMYK is converted to RGB; its profile is not carried over (no CMYK profile exists offline to test the
+    through-the-profile path, so a mismatched profile checks the fallback)."""
+    path = tmp_path / "cmyk.jpg"
+    for icc in (None, _srgb_icc()):
+        Image.fromarray(gradient_rgb()).convert("CMYK").save(path, **({"icc_profile": icc} if icc else {}))
+        pic = imageio.load(path)
+        assert pic.pixels.shape[2] == 3 and pic.icc_profile is None
+        assert any("approximate" in n for n in pic.notes)
