@@ -178,6 +178,7 @@ def upscale(
             console.warn(note)
         w, h = pic.size
         it.in_size = [w, h]
+        it.extra["mode"] = pic.mode  # e.g. "RGBA 16-bit": what was read, and so what is written
         out = upscale_picture(net, pic, info.scale, device=dev, dtype=dtype, tile=tile, on_tile=report_part)
         target = _target_size(w, h, info.scale, outscale, width, height)
         if target != out.size:

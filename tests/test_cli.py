@@ -47,6 +47,7 @@ def test_folder_with_corrupt_file(folder, tmp_path, tiny_weights):
     assert [Path_name(rec["input"]) for rec in records] == ["a.png", "b.jpg", "c.png"]  # deterministic order
     status = {Path_name(rec["input"]): rec for rec in records}
     assert status["a.png"]["status"] == "ok" and status["a.png"]["out_size"] == [96, 80]
+    assert status["a.png"]["mode"] == "RGB 8-bit" and status["a.png"]["device"] == "cpu"
     assert status["b.jpg"]["status"] == "ok" and status["c.png"]["status"] == "failed"
     assert "c.png" in status["c.png"]["error"] and status["a.png"]["model"] == "tiny-x4"
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg"]  # no output for the failed item
