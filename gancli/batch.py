@@ -194,6 +194,8 @@ def _run(items: list[Item], process: Process, *, skip_existing: bool, as_json: b
                     it.status, it.error = "failed", _one_line(e)
                 except MemoryError:
                     it.status, it.error = "failed", "out of memory (try a smaller --tile)"
+                except Exception as e:  # noqa: BLE001 - an unforeseen error fails this item, not the whole batch
+                    it.status, it.error = "failed", f"{type(e).__name__}: {_one_line(e)}"
             it.seconds = round(time.perf_counter() - t0, 4)
             if it.status == "failed":
                 failed += 1
