@@ -144,7 +144,9 @@ class Trainer:
         self.task.sampler.load_state_dict(state["data"])
         if self.disc is not None:
             if state.get("disc") is None:
-                raise checkpoints.CheckpointError("the checkpoint has no discriminator, but this run trains one")
+                raise checkpoints.CheckpointError(
+                    "the checkpoint has no discriminator, but this run trains one: to add adversarial training to a "
+                    "finished run, export it and start a new run with --init-from FILE")
             checkpoints.load_state_strict(self.disc, state["disc"], "discriminator state")
             self.opt_d.load_state_dict(state["opt_d"])
         if state.get("scaler"):
