@@ -260,6 +260,14 @@ def probe_size(path: str | Path) -> tuple[int, int]:
         return w, h
 
 
+def jpeg_roundtrip(arr: np.ndarray, quality: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> the same after JPEG compression at `quality` (4:2:0, as cameras and the web do)."""
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
 def read_rgb_array(path: str | Path, halve_above: int = 0) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB with EXIF orientation applied (for training data).
 

@@ -37,8 +37,9 @@ def make_trainer(cfg, run_dir):
 
 @pytest.mark.parametrize("gan,streaming", [(False, None), (True, None), (False, 0), (False, 2)])
 def test_resume_gives_the_same_weights(data_dir, tmp_path, gan, streaming):
-    """Also with the streaming sampler (data over the memory budget), in-process and with 2 worker processes."""
-    extra = {"gan_weight": 0.1, "disc": {"num_feat": 4, "num_down": 2}} if gan else {}
+    """Also with the streaming sampler (data over the memory budget), in-process and with 2 worker processes, and
+    with the realistic degradations (their RNG is part of the state) in the GAN case."""
+    extra = {"gan_weight": 0.1, "disc": {"num_feat": 4, "num_down": 2}, "degradation": "realistic"} if gan else {}
     if streaming is not None:
         extra |= {"data_memory_gb": 0.0, "data_workers": streaming}
     cfg = tiny_cfg(data_dir, **extra)

@@ -30,6 +30,7 @@ class TrainConfig:
     halve_above: int = 800  # training images with a shorter side >= this are downscaled by 2 on load
     data_memory_gb: float = 4.0  # decoded training images up to this size are held in memory, else streamed
     data_workers: int = 2  # DataLoader worker processes when streaming
+    degradation: str = "bicubic"  # upscale: how LR inputs are made: bicubic, or realistic (blur, noise, JPEG, x2)
     gan_weight: float = 0.0  # weight of the adversarial loss on the generator (0: no discriminator)
     disc: dict[str, Any] = field(default_factory=dict)  # PatchDiscriminator config (see gancli.models)
     d_lr: float | None = None  # discriminator learning rate (default: lr)

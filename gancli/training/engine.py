@@ -60,6 +60,7 @@ class Trainer:
       next_batch() -> dict of tensors, generate(G, batch) -> output,
       g_loss(output, batch, D) -> (loss, {name: float}), d_loss(output.detach(), batch, D) -> (loss, {name: float}),
       evaluate(G) -> {"score": higher is better, ...}, export_info() -> {"task", "name", "description"};
+      reseed(seed) (a rank's own data stream under torchrun);
       optionally sample_sheet(G) -> (H, W, 3) uint8 and state_dict() / load_state_dict() for its own state.
     Mixed precision runs on CUDA only (cfg.amp); the CPU trains in float32.
     """
@@ -98,7 +99,7 @@ class Trainer:
             self.g_train = DDP(self.model, device_ids=ids)
             if self.disc is not None:
                 self.d_train = DDP(self.disc, device_ids=ids)
-            task.sampler.reseed(cfg.seed + 7919 * self.dist.rank)  # each rank its own patches
+            task.reseed(cfg.seed + 7919 * self.dist.rank)  # each rank its own patches (and damage)
             torch.manual_seed(cfg.seed + self.dist.rank)
 
     # -------------------------------------------------------------------------------------------------- state
@@ -106,7 +107,8 @@ class Trainer:
         """The complete training state. Under torchrun this is a collective call (every rank's RNG is gathered)."""
         ranks = None
         if self.dist.enabled:
-            mine = json.dumps({"data": self.task.sampler.state_dict(), "rng": distributed.rng_state_json()})
+            mine = json.dumps({"data": self.task.sampler.state_dict(), "rng": distributed.rng_state_json(),
+                               "task": self.task.state_dict() if hasattr(self.task, "state_dict") else None})
             ranks = distributed.gather_strings(self.dist, mine, self.device)
         return {
             "ranks": ranks,
@@ -162,8 +164,10 @@ class Trainer:
                 mine = json.loads(ranks[self.dist.rank])
                 self.task.sampler.load_state_dict(mine["data"])
                 distributed.set_rng_state_json(mine["rng"])
+                if mine.get("task") is not None:
+                    self.task.load_state_dict(mine["task"])
             else:
-                self.task.sampler.reseed(self.cfg.seed + 7919 * self.dist.rank + self.step)
+                self.task.reseed(self.cfg.seed + 7919 * self.dist.rank + self.step)
                 self.log(f"the checkpoint was written by {len(ranks) if ranks else 1} process(es), this run has "
                          f"{self.dist.world}: data order is reseeded, so the continuation is not bit-exact")
 

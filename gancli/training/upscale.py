@@ -1,4 +1,5 @@
-"""The upscale task for the trainer: HR patches, bicubic LR inputs, L1 loss, PSNR-Y validation."""
+"""The upscale task for the trainer: HR patches, LR inputs by bicubic downscaling or realistic damage, L1 loss
+(plus a hinge GAN loss when gan_weight > 0), PSNR-Y validation on bicubic inputs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from gancli import imageio, metrics, models
+from gancli.training import realistic
 from gancli.training.config import TrainConfig
 from gancli.training.data import list_images, make_sampler, split_validation
 from gancli.training.degrade import bicubic_down
@@ -28,6 +30,9 @@ class UpscaleTask:
                                     cfg.data_memory_gb, cfg.data_workers, warn=log)
         log(f"data: {len(self.sampler.images)} training images ({self.sampler.pixels / 1e6:.1f} MP), "
             f"{len(self.val_files)} held out for validation")
+        if cfg.degradation not in ("bicubic", "realistic"):
+            raise ValueError(f"unknown degradation {cfg.degradation!r} (use bicubic or realistic)")
+        self.degrade_rng = np.random.default_rng((cfg.seed, 1))
         self.val = []
         for f in list(self.val_files):
             try:
@@ -49,8 +54,23 @@ class UpscaleTask:
         return bicubic_down(hr, self.scale), hr
 
     def next_batch(self) -> dict[str, torch.Tensor]:
-        hr = self.sampler.batch(self.cfg.batch).to(self.device, non_blocking=True)
-        return {"hr": hr, "lr": bicubic_down(hr, self.scale)}
+        hr = self.sampler.batch(self.cfg.batch)
+        if self.cfg.degradation == "realistic":
+            lr = realistic.degrade(hr, self.scale, self.degrade_rng)
+        else:
+            lr = bicubic_down(hr, self.scale)
+        return {"hr": hr.to(self.device, non_blocking=True), "lr": lr.to(self.device, non_blocking=True)}
+
+    def state_dict(self) -> dict:
+        return {"degrade_rng": self.degrade_rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.degrade_rng.bit_generator.state = state["degrade_rng"]
+
+    def reseed(self, seed: int) -> None:
+        """A rank of its own: other patches and other damage than the other ranks."""
+        self.sampler.reseed(seed)
+        self.degrade_rng = np.random.default_rng((seed, 1))
 
     def generate(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(batch["lr"].contiguous(memory_format=torch.channels_last))
