@@ -101,6 +101,9 @@ def upscale(
         typer.Option("--strip-metadata", help="Do not carry EXIF and ICC profile to the output."),
     ] = False,
     tile: Annotated[int, typer.Option("--tile", min=0, help="Tile side in input pixels (0: automatic).")] = 0,
+    color_fix: Annotated[
+        bool, typer.Option("--color-fix", help="Keep the input's low-frequency colors (removes color casts).")
+    ] = False,
     skip_existing: Annotated[
         bool,
         typer.Option("--skip-existing", help="Skip items whose output exists and decodes."),
@@ -179,7 +182,8 @@ def upscale(
         w, h = pic.size
         it.in_size = [w, h]
         it.extra["mode"] = pic.mode  # e.g. "RGBA 16-bit": what was read, and so what is written
-        out = upscale_picture(net, pic, info.scale, device=dev, dtype=dtype, tile=tile, on_tile=report_part)
+        out = upscale_picture(net, pic, info.scale, device=dev, dtype=dtype, tile=tile, fix_color=color_fix,
+                              on_tile=report_part)
         target = _target_size(w, h, info.scale, outscale, width, height)
         if target != out.size:
             out = imageio.resize(out, target)

@@ -53,12 +53,29 @@ def test_out_of_memory_halves_the_tile(monkeypatch):
 
     real, tiles = up._upscale_tiled, []
 
-    def flaky(model, pic, scale, device, dtype, tile, on_tile):
+    def flaky(model, pic, scale, device, dtype, tile, on_tile, fix_color=False):
         tiles.append(tile)
         if tile > 32:
             raise torch.cuda.OutOfMemoryError("simulated")
-        return real(model, pic, scale, device, dtype, tile, on_tile)
+        return real(model, pic, scale, device, dtype, tile, on_tile, fix_color)
 
     monkeypatch.setattr(up, "_upscale_tiled", flaky)
     out = up.upscale_picture(tiny_sr(), Picture(gradient_rgb(20, 20)), 4, device=CPU, tile=128)
     assert tiles == [128, 64, 32] and out.pixels.shape == (80, 80, 3)
+
+
+def test_color_fix_removes_a_color_cast_and_keeps_tiles_seamless():
+    model = tiny_sr()
+    with torch.no_grad():  # make the net add a strong red cast
+        last = list(model.body)[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[:16] = 0.25  # pixel shuffle x4: the conv's first 16 output channels are the red sub-pixels
+    pic = Picture(gradient_rgb(48, 56))
+    cast = upscale_picture(model, pic, 4, device=CPU).pixels.astype(float)
+    fixed = upscale_picture(model, pic, 4, device=CPU, fix_color=True).pixels.astype(float)
+    ref = np.repeat(np.repeat(pic.pixels.astype(float), 4, 0), 4, 1)
+    assert cast[..., 0].mean() - ref[..., 0].mean() > 30
+    assert abs(fixed[..., 0].mean() - ref[..., 0].mean()) < 3
+    tiled = upscale_picture(model, pic, 4, device=CPU, fix_color=True, tile=20).pixels.astype(float)
+    assert np.abs(tiled - fixed).max() <= 1
