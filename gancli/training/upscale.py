@@ -42,6 +42,11 @@ class UpscaleTask:
                 self.val_files.remove(f)
         self.model = models.build(cfg.arch, {**cfg.model, "scale": self.scale}).to(device)
         self.model = self.model.to(memory_format=torch.channels_last)
+        self.perceptual = None
+        if cfg.perceptual_weight > 0:
+            from gancli.training.perceptual import PerceptualLoss
+
+            self.perceptual = PerceptualLoss().to(device, memory_format=torch.channels_last)
         self.discriminator = None
         if cfg.gan_weight > 0:
             self.discriminator = models.build("patch_disc", cfg.disc).to(device, memory_format=torch.channels_last)
@@ -77,12 +82,16 @@ class UpscaleTask:
 
     def g_loss(self, sr: torch.Tensor, batch: dict[str, torch.Tensor], disc: torch.nn.Module | None
                ) -> tuple[torch.Tensor, dict[str, float]]:
-        """L1 to the ground truth, plus the hinge adversarial term when a discriminator trains."""
+        """L1 to the ground truth, plus perceptual and hinge adversarial terms when their weights are set."""
         l1 = F.l1_loss(sr.float(), batch["hr"])
-        if disc is None:
-            return l1, {}
-        adv = -disc(sr).float().mean()
-        return l1 + self.cfg.gan_weight * adv, {"l1": l1.item(), "g_adv": adv.item()}
+        loss, logs = l1, {}
+        if self.perceptual is not None:
+            p = self.perceptual(sr.float(), batch["hr"])
+            loss, logs = loss + self.cfg.perceptual_weight * p, logs | {"l1": l1.item(), "perceptual": p.item()}
+        if disc is not None:
+            adv = -disc(sr).float().mean()
+            loss, logs = loss + self.cfg.gan_weight * adv, logs | {"l1": l1.item(), "g_adv": adv.item()}
+        return loss, logs
 
     def d_loss(self, sr: torch.Tensor, batch: dict[str, torch.Tensor], disc: torch.nn.Module
                ) -> tuple[torch.Tensor, dict[str, float]]:
