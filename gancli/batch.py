@@ -140,7 +140,10 @@ def output_is_valid(path: str) -> bool:
         return False
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
+    """SIGTERM, raised wherever the process is: a BaseException (like KeyboardInterrupt), so that no `except
+    Exception` on the way turns it into an item's error."""
+
     def __init__(self, code: int) -> None:
         self.code = code
 
