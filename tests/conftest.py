@@ -30,3 +30,15 @@ def gradient_rgb(h: int = 40, w: int = 56, seed: int = 0) -> np.ndarray:
     img = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (w + h) + 64], axis=-1)
     img = img + rng.normal(0, 12, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A folder of six 64x48 training images."""
+    from PIL import Image
+
+    d = tmp_path / "data"
+    d.mkdir()
+    for i in range(6):
+        Image.fromarray(gradient_rgb(48, 64, seed=i)).save(d / f"{i}.png")
+    return d

@@ -3,12 +3,9 @@
 import subprocess
 import sys
 
-import pytest
 import torch
-from PIL import Image
 
 from gancli import checkpoints
-from tests.conftest import gradient_rgb
 
 
 def torchrun(run_dir, data_dir, steps, *extra):
@@ -19,15 +16,6 @@ def torchrun(run_dir, data_dir, steps, *extra):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stderr
-
-
-@pytest.fixture
-def data_dir(tmp_path):
-    d = tmp_path / "data"
-    d.mkdir()
-    for i in range(6):
-        Image.fromarray(gradient_rgb(48, 64, seed=i)).save(d / f"{i}.png")
-    return d
 
 
 def test_two_ranks_stay_in_sync_and_resume_exactly(data_dir, tmp_path):

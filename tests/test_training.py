@@ -10,18 +10,8 @@ from gancli.cli import app
 from gancli.training.config import TrainConfig
 from gancli.training.engine import Trainer, lr_at
 from gancli.training.upscale import UpscaleTask
-from tests.conftest import gradient_rgb
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture
-def data_dir(tmp_path):
-    d = tmp_path / "data"
-    d.mkdir()
-    for i in range(6):
-        Image.fromarray(gradient_rgb(48, 64, seed=i)).save(d / f"{i}.png")
-    return d
 
 
 def tiny_cfg(data_dir, **kw):

@@ -51,6 +51,16 @@ def split_validation(files: list[Path], count: int) -> tuple[list[Path], list[Pa
     return [f for i, f in enumerate(files) if i not in val_idx], [f for i, f in enumerate(files) if i in val_idx]
 
 
+def _report(total: int, usable: int, skipped: list[str], patch: int, warn) -> None:
+    """Warn once about skipped images (counted, the first few named); no usable image at all is an error."""
+    if warn and skipped:
+        warn(f"skipped {len(skipped)} of {total} training images: " + "; ".join(skipped[:5])
+             + (" ..." if len(skipped) > 5 else ""))
+    if not usable:
+        raise ValueError(f"no usable training image among {total} files (each must decode and be at least"
+                         f" {patch}x{patch} pixels)")
+
+
 class PatchSampler:
     """Random (HR patch) batches from in-memory images.
 
@@ -73,12 +83,7 @@ class PatchSampler:
                 self.images.append(img)
             else:
                 self.skipped.append(f"{f} (smaller than the {patch}x{patch} patch)")
-        if warn and self.skipped:
-            warn(f"skipped {len(self.skipped)} of {len(files)} training images: " + "; ".join(self.skipped[:5])
-                 + (" ..." if len(self.skipped) > 5 else ""))
-        if not self.images:
-            raise ValueError(f"no usable training image among {len(files)} files (each must decode and be at least"
-                             f" {patch}x{patch} pixels)")
+        _report(len(files), len(self.images), self.skipped, patch, warn)
         w = np.array([math.sqrt(i.shape[0] * i.shape[1]) for i in self.images])
         self.weights = w / w.sum()
         self.rng = np.random.default_rng(seed)
@@ -191,12 +196,7 @@ class StreamingPatchSampler:
                 continue
             self.images.append(f)
             areas.append(w * h)
-        if warn and self.skipped:
-            warn(f"skipped {len(self.skipped)} of {len(files)} training images: " + "; ".join(self.skipped[:5])
-                 + (" ..." if len(self.skipped) > 5 else ""))
-        if not self.images:
-            raise ValueError(f"no usable training image among {len(files)} files (each must decode and be at least"
-                             f" {patch}x{patch} pixels)")
+        _report(len(files), len(self.images), self.skipped, patch, warn)
         self.pixels = int(sum(areas))
         w = np.sqrt(np.array(areas, dtype=np.float64))
         self.weights = w / w.sum()
