@@ -25,6 +25,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", type=Path)
     ap.add_argument("--default", action="store_true", help="make it the default for its task and scale")
+    ap.add_argument("--denoise-partner", metavar="NAME", help="the shipped model `upscale --denoise` blends with")
     args = ap.parse_args()
     path = args.file.resolve()
     if path.parent != (ROOT / "weights").resolve():
@@ -33,6 +34,8 @@ def main() -> None:
     entry = {"name": info.name or path.stem, "file": path.name, "task": info.task, "scale": info.scale,
              "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "description": info.description,
              "default": args.default}
+    if args.denoise_partner:
+        entry["denoise_partner"] = args.denoise_partner
     manifest_path = ROOT / "weights" / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": []}
     models = [m for m in manifest["models"] if m["name"] != entry["name"]]

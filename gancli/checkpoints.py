@@ -195,16 +195,23 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
     return model.to(device), info
 
 
-def load_state_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """load_state_dict that first lists every missing, unexpected and mis-shaped key in one readable error."""
+def load_state_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source: str = "checkpoint",
+                      allow_reshaped: bool = False) -> list[str]:
+    """load_state_dict that first lists every missing, unexpected and mis-shaped key in one readable error.
+
+    With allow_reshaped, tensors whose shape differs keep the model's own (fresh) values and their names are returned
+    (transfer learning, e.g. an x4 model's body into an x2 model); names must still match exactly.
+    """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
-    shapes = [
-        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(tensors))
-        if tensors[k].shape != expected[k].shape
-    ]
+    reshaped = sorted(k for k in set(expected) & set(tensors) if tensors[k].shape != expected[k].shape)
+    shapes = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}" for k in reshaped]
+    if allow_reshaped and not (missing or unexpected):
+        if len(reshaped) == len(expected):
+            raise CheckpointError(f"{source}: no tensor has the shape the model needs; nothing to transfer")
+        model.load_state_dict({k: (expected[k] if k in reshaped else v) for k, v in tensors.items()}, strict=True)
+        return reshaped
     if missing or unexpected or shapes:
         lines = [f"{source}: weights do not match the architecture"]
         for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
@@ -213,6 +220,16 @@ def load_state_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source
                 lines.append(f"  {title}: {', '.join(items[:8])}{more}")
         raise CheckpointError("\n".join(lines))
     model.load_state_dict(tensors, strict=True)
+    return []
+
+
+def blend_models(model: nn.Module, other: nn.Module, t: float) -> None:
+    """model <- t * model + (1 - t) * other, parameter by parameter (ESRGAN's network interpolation): both must be
+    the same architecture with the same config, ideally fine-tuned from a common ancestor."""
+    a, b = model.state_dict(), other.state_dict()
+    if type(model) is not type(other) or a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise CheckpointError("cannot blend two models of different architectures")
+    model.load_state_dict({k: torch.lerp(b[k].to(a[k]), a[k], t) if a[k].is_floating_point() else a[k] for k in a})
 
 
 # ------------------------------------------------------------------------------------------------ training states

@@ -100,6 +100,12 @@ def upscale(
         bool,
         typer.Option("--strip-metadata", help="Do not carry EXIF and ICC profile to the output."),
     ] = False,
+    denoise: Annotated[
+        float | None,
+        typer.Option("--denoise", min=0, max=1, help="Photo models: how much noise and JPEG damage to remove,"
+                     " 0..1 (default 1, the model as trained; lower keeps more grain, blending in the fidelity"
+                     " model's weights)."),
+    ] = None,
     tile: Annotated[int, typer.Option("--tile", min=0, help="Tile side in input pixels (0: automatic).")] = 0,
     color_fix: Annotated[
         bool, typer.Option("--color-fix", help="Keep the input's low-frequency colors (removes color casts).")
@@ -155,10 +161,18 @@ def upscale(
             model_name = info.name or weights.name
             if scale is not None and info.scale != scale:
                 raise ValueError(f"{weights} upscales x{info.scale}, not x{scale}")
+            if denoise is not None:
+                raise ValueError("--denoise works with shipped photo models (it blends two of them), not --weights")
         else:
             entry = shipped.find(model, "upscale", scale)
             net, info = checkpoints.load_model(shipped.verify(entry), dev)
             model_name = entry.name
+            if denoise is not None:
+                if not entry.denoise_partner:
+                    raise ValueError(f"model {entry.name} has no --denoise control (photo models have it)")
+                other, _ = checkpoints.load_model(shipped.verify(shipped.find(entry.denoise_partner, "upscale")), dev)
+                checkpoints.blend_models(net, other, denoise)
+                model_name = f"{entry.name} (denoise {denoise:g})"
         if info.task != "upscale":
             raise ValueError(f"model {model_name} is a {info.task!r} model, not an upscale model")
     except (devices.DeviceError, shipped.ShippedModelError, checkpoints.CheckpointError, ValueError) as e:
@@ -313,7 +327,7 @@ def train(
         if init_from is not None:
             from gancli.training.run import init_config_from
 
-            cfg = init_config_from(init_from, cfg)
+            cfg = init_config_from(init_from, cfg, model_over)
     except (ValueError, TypeError, json.JSONDecodeError) as e:
         raise fail(str(e)) from None
     except OSError as e:

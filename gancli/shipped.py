@@ -25,7 +25,8 @@ class ShippedModel:
     scale: int
     sha256: str
     description: str
-    default: bool = False
+    default: bool = False  # the model --scale picks (x4 when no --scale is given)
+    denoise_partner: str | None = None  # the model --denoise blends with (same architecture, keeps noise)
 
     @property
     def path(self) -> Path:
@@ -64,6 +65,8 @@ def find(name: str | None, task: str, scale: int | None = None) -> ShippedModel:
                 return m
         known = ", ".join(m.name for m in models) or "none"
         raise ShippedModelError(f"no shipped {task} model called {name!r} (shipped: {known}; see `gancli models`)")
+    if scale is None and any(m.scale == 4 for m in models):
+        scale = 4  # x4 is what `gancli upscale` does unless told otherwise
     if scale is not None:
         models = [m for m in models if m.scale == scale]
         if not models:

@@ -48,3 +48,71 @@ def test_damaged_weights_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(shipped, "weights_dir", lambda: tmp_path)
     with pytest.raises(shipped.ShippedModelError, match="damaged"):
         shipped.verify(m)
+
+
+@pytest.fixture
+def fake_shipped(tmp_path, monkeypatch):
+    """A weights folder with a 'photo' x4 model whose --denoise partner is a 'fidelity' x4 model (tiny, random)."""
+    import hashlib
+    import json
+
+    from tests.conftest import tiny_sr
+
+    d = tmp_path / "weights"
+    d.mkdir()
+    entries = []
+    for name, seed, partner in (("photo", 1, "fidelity"), ("fidelity", 2, None), ("lone", 3, None)):
+        checkpoints.save_model(tiny_sr(seed=seed), d / f"{name}.safetensors", task="upscale", name=name,
+                               description="", provenance={})
+        entry = {"name": name, "file": f"{name}.safetensors", "task": "upscale", "scale": 4, "description": "",
+                 "sha256": hashlib.sha256((d / f"{name}.safetensors").read_bytes()).hexdigest(),
+                 "default": name == "photo"}
+        entries.append(entry | ({"denoise_partner": partner} if partner else {}))
+    (d / "manifest.json").write_text(json.dumps({"models": entries}))
+    monkeypatch.setattr(shipped, "weights_dir", lambda: d)
+    shipped.shipped_models.cache_clear()
+    yield d
+    shipped.shipped_models.cache_clear()
+
+
+def test_denoise_blends_the_weights_of_the_photo_model_and_its_partner(fake_shipped, tmp_path):
+    from typer.testing import CliRunner
+
+    from gancli.cli import app
+    from tests.conftest import gradient_rgb
+
+    Image.fromarray(gradient_rgb(24, 20)).save(tmp_path / "in.png")
+    runner = CliRunner()
+
+    def run(*opts):
+        out = tmp_path / "out.png"
+        r = runner.invoke(app, ["upscale", str(tmp_path / "in.png"), "-o", str(out), "--json", *opts])
+        assert r.exit_code == 0, r.stderr
+        return np.asarray(Image.open(out)).astype(int), r.stdout
+
+    photo, _ = run()
+    fidelity, _ = run("--model", "fidelity")
+    half, record = run("--denoise", "0.5")
+    assert '"photo (denoise 0.5)"' in record
+    assert np.array_equal(run("--denoise", "1")[0], photo)
+    assert np.array_equal(run("--denoise", "0")[0], fidelity)
+    assert not np.array_equal(half, photo) and not np.array_equal(half, fidelity)
+    a, b = checkpoints.load_model(fake_shipped / "photo.safetensors")[0], checkpoints.load_model(
+        fake_shipped / "fidelity.safetensors")[0]
+    checkpoints.blend_models(a, b, 0.5)
+    expected = upscale_picture(a, Picture(np.asarray(Image.open(tmp_path / "in.png"))), 4,
+                               device=torch.device("cpu")).pixels
+    assert np.abs(half - expected.astype(int)).max() <= 1
+    for opts, message in ((("--model", "lone", "--denoise", "0.3"), "no --denoise control"),
+                          (("--weights", str(fake_shipped / "photo.safetensors"), "--denoise", "0.3"), "not --weights"),
+                          (("--denoise", "1.5"), "less than or equal to 1")):
+        r = runner.invoke(app, ["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.png"), *opts])
+        assert r.exit_code == 2 and message in r.stderr, (opts, r.stderr)
+        assert not (tmp_path / "x.png").exists()
+
+
+def test_blending_refuses_different_architectures():
+    from tests.conftest import tiny_sr
+
+    with pytest.raises(checkpoints.CheckpointError, match="different architectures"):
+        checkpoints.blend_models(tiny_sr(4), tiny_sr(2), 0.5)

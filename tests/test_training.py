@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from gancli import checkpoints
+from gancli import checkpoints, models
 from gancli.cli import app
 from gancli.training.config import TrainConfig
 from gancli.training.engine import Trainer, lr_at
@@ -183,6 +183,27 @@ def test_progress_plot_samples_new_and_init_from(data_dir, tmp_path):
     assert json.loads((run2 / "config.json").read_text())["model"]["num_feat"] == 8  # taken from the file
     r = runner.invoke(app, ["train", "--run", str(run2), "--init-from", str(tmp_path / "m.safetensors")])
     assert r.exit_code == 1 and "--new" in r.stderr
+
+
+def test_init_from_another_scale_transfers_the_body(data_dir, tmp_path):
+    src = tmp_path / "x2.safetensors"
+    torch.manual_seed(3)
+    x2 = models.build("compact_sr", {"scale": 2, "num_feat": 8, "num_conv": 1})
+    checkpoints.save_model(x2, src, task="upscale", name="x2", description="", provenance={})
+    run = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--data", str(data_dir), "--run", str(run), "--steps", "1", "--batch", "2",
+                                 "--patch", "8", "--init-from", str(src), "--scale", "3", "--eval-every", "1",
+                                 "--val-count", "2", "--lr", "0"])
+    assert r.exit_code == 0, r.stderr
+    assert "2 tensor(s) of another shape start fresh: body.4.bias, body.4.weight" in r.stderr
+    cfg = json.loads((run / "config.json").read_text())["model"]
+    assert cfg["scale"] == 3 and cfg["num_feat"] == 8  # the file's architecture, the scale given now
+    model, _ = checkpoints.load_model(run / "best.safetensors")
+    for key, value in x2.state_dict().items():  # lr 0: every tensor of the same shape is the file's
+        if key.startswith("body.4."):
+            assert model.state_dict()[key].shape != value.shape
+        else:
+            assert torch.equal(model.state_dict()[key], value), key
 
 
 def test_sigterm_saves_and_exits_143(data_dir, tmp_path):

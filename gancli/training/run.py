@@ -26,12 +26,14 @@ def make_task(cfg: TrainConfig, device: torch.device, log: Callable[[str], None]
     return getattr(importlib.import_module(module), cls)(cfg, device, log)
 
 
-def init_config_from(path: Path, cfg: TrainConfig) -> TrainConfig:
-    """For --init-from: the run takes the architecture and config of the model file (the file's task must match)."""
+def init_config_from(path: Path, cfg: TrainConfig, model_over: dict[str, Any] | None = None) -> TrainConfig:
+    """For --init-from: the run takes the architecture and config of the model file (the file's task must match),
+    changed only by the model options given now (e.g. --scale 2 from an x4 file: layers whose shape changes start
+    fresh, see open_run)."""
     info = checkpoints.read_model_info(path)
     if info.task != cfg.task:
         raise ValueError(f"--init-from {path} is a {info.task!r} model; this run trains {cfg.task!r}")
-    return TrainConfig.from_dict({**cfg.__dict__, "arch": info.arch, "model": info.config})
+    return TrainConfig.from_dict({**cfg.__dict__, "arch": info.arch, "model": {**info.config, **(model_over or {})}})
 
 
 def open_run(cfg: TrainConfig, run_dir: Path, device: torch.device, *, new: bool, init_from: Path | None,
@@ -62,9 +64,10 @@ def open_run(cfg: TrainConfig, run_dir: Path, device: torch.device, *, new: bool
                 (run_dir / name).unlink(missing_ok=True)
         if init_from is not None:
             model, _ = checkpoints.load_model(init_from)
-            checkpoints.load_state_strict(trainer.model, model.state_dict(), str(init_from))
-            checkpoints.load_state_strict(trainer.ema, model.state_dict(), str(init_from))
-            log(f"initialised from {init_from}")
+            fresh = checkpoints.load_state_strict(trainer.model, model.state_dict(), str(init_from), True)
+            checkpoints.load_state_strict(trainer.ema, trainer.model.state_dict(), str(init_from))
+            log(f"initialised from {init_from}" + (f"; {len(fresh)} tensor(s) of another shape start fresh: "
+                                                   f"{', '.join(fresh)}" if fresh else ""))
         log(f"new run in {run_dir} on {device}" + (f", {ctx.world} processes" if ctx.enabled else ""))
     if ctx.main:
         (run_dir / "config.json").write_text(cfg.to_json())

@@ -1,5 +1,5 @@
 """The upscale task for the trainer: HR patches, LR inputs by bicubic downscaling or realistic damage, L1 loss
-(plus a hinge GAN loss when gan_weight > 0), PSNR-Y validation on bicubic inputs."""
+(plus a hinge GAN loss when gan_weight > 0), PSNR-Y validation on held-out images degraded the same way."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ class UpscaleTask:
             raise ValueError(f"unknown degradation {cfg.degradation!r} (use bicubic or realistic)")
         self.degrade_rng = np.random.default_rng((cfg.seed, 1))
         self.val = []
-        for f in list(self.val_files):
+        for i, f in enumerate(list(self.val_files)):
             try:
-                self.val.append(self._val_pair(f))
+                self.val.append(self._val_pair(f, i))
             except Exception:  # noqa: BLE001 - a broken validation image is dropped like a broken training one
                 log(f"skipped validation image {f}: unreadable")
                 self.val_files.remove(f)
@@ -51,11 +51,15 @@ class UpscaleTask:
         if cfg.gan_weight > 0:
             self.discriminator = models.build("patch_disc", cfg.disc).to(device, memory_format=torch.channels_last)
 
-    def _val_pair(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    def _val_pair(self, path: Path, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A centre crop and its LR input, made like the training inputs (realistic damage from a fixed seed per
+        image, so validations are comparable across steps and runs)."""
         img = imageio.read_rgb_array(path, halve_above=self.cfg.halve_above)
         side = min(256, min(img.shape[:2])) // self.scale * self.scale  # a centre crop keeps validation quick
         y, x = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
         hr = torch.from_numpy(img[y : y + side, x : x + side].copy()).permute(2, 0, 1)[None].float() / 255
+        if self.cfg.degradation == "realistic":
+            return realistic.degrade(hr, self.scale, np.random.default_rng((1234, index))), hr
         return bicubic_down(hr, self.scale), hr
 
     def next_batch(self) -> dict[str, torch.Tensor]:
@@ -102,13 +106,21 @@ class UpscaleTask:
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        psnrs = []
+        """PSNR-Y on the held-out crops; with a perceptual loss also its feature distance, which is then the score
+        (lower distance = higher score): PSNR falls as a GAN invents plausible detail, so it cannot pick a GAN's best
+        checkpoint."""
+        psnrs, dists = [], []
         for lr, hr in self.val:
             sr = model(lr.to(self.device)).clamp(0, 1)
             sr = torch.round(sr * 255) / 255
             psnrs.append(float(metrics.psnr_y(sr.cpu(), hr, shave=self.scale)[0]))
-        score = sum(psnrs) / max(1, len(psnrs))
-        return {"psnr_y": round(score, 4), "score": round(score, 4)}
+            if self.perceptual is not None:
+                dists.append(float(self.perceptual(sr, hr.to(self.device))))
+        psnr = round(sum(psnrs) / max(1, len(psnrs)), 4)
+        if not dists:
+            return {"psnr_y": psnr, "score": psnr}
+        dist = round(sum(dists) / len(dists), 4)
+        return {"psnr_y": psnr, "perceptual": dist, "score": -dist}
 
     @torch.no_grad()
     def sample_sheet(self, model: torch.nn.Module, count: int = 4, crop: int = 48) -> np.ndarray:
