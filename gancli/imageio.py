@@ -269,16 +269,28 @@ def jpeg_roundtrip(arr: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(buf).convert("RGB"))
 
 
-def read_rgb_array(path: str | Path, halve_above: int = 0) -> np.ndarray:
+def training_size(w: int, h: int, halve_above: int = 0, max_short_side: int = 0) -> tuple[int, int]:
+    """The size read_rgb_array gives an image of (w, h)."""
+    if halve_above and min(w, h) >= halve_above:
+        w, h = w // 2, h // 2
+    if max_short_side and min(w, h) > max_short_side:
+        f = max_short_side / min(w, h)
+        w, h = max(max_short_side, round(w * f)), max(max_short_side, round(h * f))
+    return w, h
+
+
+def read_rgb_array(path: str | Path, halve_above: int = 0, max_short_side: int = 0) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB with EXIF orientation applied (for training data).
 
-    halve_above > 0: downscale by 2 (Lanczos) when the shorter side is at least that many pixels.
+    halve_above > 0: downscale by 2 (Lanczos) when the shorter side is at least that many pixels; then
+    max_short_side > 0: downscale (Lanczos) so the shorter side is at most that (whole scenes in a patch).
     """
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
         im = im.convert("RGB")
-        if halve_above and min(im.size) >= halve_above:
-            im = im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS)
+        size = training_size(im.width, im.height, halve_above, max_short_side)
+        if size != im.size:
+            im = im.resize(size, Image.Resampling.LANCZOS)
         return np.asarray(im).copy()
 
 

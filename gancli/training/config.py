@@ -11,7 +11,7 @@ from typing import Any
 
 @dataclass
 class TrainConfig:
-    task: str = "upscale"  # what the run trains (only "upscale" so far)
+    task: str = "upscale"  # what the run trains: upscale or inpaint
     data: list[str] = field(default_factory=list)  # image folders
     arch: str = "compact_sr"  # registry name of the generator
     model: dict[str, Any] = field(default_factory=dict)  # its config (scale etc.), see gancli.models
@@ -28,6 +28,7 @@ class TrainConfig:
     eval_every: int = 500  # steps between validation runs (each also writes a checkpoint)
     checkpoint_minutes: float = 5.0  # and a checkpoint at least this often
     halve_above: int = 800  # training images with a shorter side >= this are downscaled by 2 on load
+    max_short_side: int = 0  # then downscaled so the shorter side is at most this (0: off; whole scenes per patch)
     data_memory_gb: float = 4.0  # decoded training images up to this size are held in memory, else streamed
     data_workers: int = 2  # DataLoader worker processes when streaming
     degradation: str = "bicubic"  # upscale: how LR inputs are made: bicubic, or realistic (blur, noise, JPEG, x2)

@@ -69,13 +69,14 @@ class PatchSampler:
     but do not drown small ones. Patches get a random flip and 90-degree rotation.
     """
 
-    def __init__(self, files: list[Path], patch: int, seed: int, halve_above: int = 800, warn=None) -> None:
+    def __init__(self, files: list[Path], patch: int, seed: int, halve_above: int = 800, warn=None,
+                 max_short_side: int = 0) -> None:
         self.patch = patch
         self.images: list[np.ndarray] = []
         self.skipped: list[str] = []  # files that failed to decode or are smaller than a patch
         for f in files:
             try:
-                img = imageio.read_rgb_array(f, halve_above=halve_above)
+                img = imageio.read_rgb_array(f, halve_above, max_short_side)
             except Exception as e:  # noqa: BLE001 - Pillow raises many types for broken files; skip, count, say
                 self.skipped.append(f"{f} (unreadable: {str(e).splitlines()[0] if str(e) else type(e).__name__})")
                 continue
@@ -129,9 +130,10 @@ class _BatchDataset(torch.utils.data.Dataset):
     """Item k is a whole batch of HR patches, decoded from files chosen by np.random.default_rng((seed, k))."""
 
     def __init__(self, files: list[Path], weights: np.ndarray, patch: int, batch: int, seed: int, halve_above: int,
-                 patches_per_image: int) -> None:
+                 patches_per_image: int, max_short_side: int = 0) -> None:
         self.files, self.weights, self.patch, self.batch = files, weights, patch, batch
         self.seed, self.halve_above, self.per_image = seed, halve_above, patches_per_image
+        self.max_short_side = max_short_side
 
     def __len__(self) -> int:
         return 2**62
@@ -143,7 +145,7 @@ class _BatchDataset(torch.utils.data.Dataset):
         while j < self.batch:
             f = self.files[rng.choice(len(self.files), p=self.weights)]
             try:
-                img = imageio.read_rgb_array(f, halve_above=self.halve_above)
+                img = imageio.read_rgb_array(f, self.halve_above, self.max_short_side)
             except Exception as e:  # noqa: BLE001 - a file that broke since the scan: skip it, report it
                 failed.append(f"{f} ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
                 continue
@@ -177,8 +179,9 @@ class StreamingPatchSampler:
     """Patches decoded on the fly in `workers` DataLoader processes (0: in this process), for large data sets."""
 
     def __init__(self, files: list[Path], patch: int, seed: int, batch: int, halve_above: int = 800,
-                 workers: int = 2, patches_per_image: int = 4, warn=None) -> None:
+                 workers: int = 2, patches_per_image: int = 4, warn=None, max_short_side: int = 0) -> None:
         self.patch, self.batch_size, self.halve_above, self.workers = patch, batch, halve_above, workers
+        self.max_short_side = max_short_side
         self.per_image, self.warn = patches_per_image, warn
         self.images: list[Path] = []
         self.skipped: list[str] = []
@@ -189,8 +192,7 @@ class StreamingPatchSampler:
             except Exception as e:  # noqa: BLE001
                 self.skipped.append(f"{f} (unreadable: {str(e).splitlines()[0] if str(e) else type(e).__name__})")
                 continue
-            if halve_above and min(w, h) >= halve_above:
-                w, h = w // 2, h // 2
+            w, h = imageio.training_size(w, h, halve_above, max_short_side)
             if min(w, h) < patch:
                 self.skipped.append(f"{f} (smaller than the {patch}x{patch} patch)")
                 continue
@@ -204,7 +206,7 @@ class StreamingPatchSampler:
 
     def _loader(self):
         ds = _BatchDataset(self.images, self.weights, self.patch, self.batch_size, self.seed, self.halve_above,
-                           self.per_image)
+                           self.per_image, self.max_short_side)
         return iter(torch.utils.data.DataLoader(
             ds, batch_size=None, sampler=_From(self.position), num_workers=self.workers,
             prefetch_factor=2 if self.workers else None, worker_init_fn=_worker_init if self.workers else None))
@@ -234,7 +236,7 @@ class StreamingPatchSampler:
 
 
 def make_sampler(files: list[Path], patch: int, seed: int, batch: int, halve_above: int, memory_gb: float,
-                 workers: int, warn=None):
+                 workers: int, warn=None, max_short_side: int = 0):
     """PatchSampler when the decoded images fit in `memory_gb`, else StreamingPatchSampler with `workers`."""
     total = 0
     for f in files:
@@ -242,12 +244,12 @@ def make_sampler(files: list[Path], patch: int, seed: int, batch: int, halve_abo
             w, h = imageio.probe_size(f)
         except Exception:  # noqa: BLE001 - the sampler itself reports unreadable files
             continue
-        if halve_above and min(w, h) >= halve_above:
-            w, h = w // 2, h // 2
+        w, h = imageio.training_size(w, h, halve_above, max_short_side)
         total += w * h * 3
     if total <= memory_gb * 1e9:
-        return PatchSampler(files, patch, seed, halve_above, warn=warn)
+        return PatchSampler(files, patch, seed, halve_above, warn=warn, max_short_side=max_short_side)
     if warn:
         warn(f"the training images take {total / 1e9:.1f} GB decoded, over the {memory_gb:g} GB budget: "
              f"streaming them through {workers} worker process(es)")
-    return StreamingPatchSampler(files, patch, seed, batch, halve_above, workers, warn=warn)
+    return StreamingPatchSampler(files, patch, seed, batch, halve_above, workers, warn=warn,
+                                 max_short_side=max_short_side)
