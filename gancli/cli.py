@@ -258,6 +258,7 @@ def models(
 
 class Task(str, Enum):
     upscale = "upscale"
+    inpaint = "inpaint"
 
 
 @app.command()

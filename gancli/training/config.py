@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 
+DEFAULT_ARCH = {"upscale": "compact_sr", "inpaint": "inpaint_ffc"}
+
+
 @dataclass
 class TrainConfig:
     task: str = "upscale"  # what the run trains: upscale or inpaint
     data: list[str] = field(default_factory=list)  # image folders
-    arch: str = "compact_sr"  # registry name of the generator
+    arch: str = ""  # registry name of the generator ("": the task's default, see DEFAULT_ARCH)
     model: dict[str, Any] = field(default_factory=dict)  # its config (scale etc.), see gancli.models
     steps: int = 20000  # total optimizer steps; the LR schedule is laid over them
     batch: int = 16  # patches per step
@@ -37,6 +40,12 @@ class TrainConfig:
     disc: dict[str, Any] = field(default_factory=dict)  # PatchDiscriminator config (see gancli.models)
     d_lr: float | None = None  # discriminator learning rate (default: lr)
     amp: bool = True  # mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling)
+
+    def __post_init__(self) -> None:
+        if not self.arch:
+            if self.task not in DEFAULT_ARCH:
+                raise ValueError(f"unknown task {self.task!r} (known: {', '.join(DEFAULT_ARCH)})")
+            self.arch = DEFAULT_ARCH[self.task]
 
     @property
     def scale(self) -> int:

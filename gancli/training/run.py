@@ -14,7 +14,10 @@ from gancli.training.config import TrainConfig
 from gancli.training.distributed import DistContext, barrier
 from gancli.training.engine import Trainer
 
-TASKS = {"upscale": "gancli.training.upscale:UpscaleTask"}  # task name -> its class (imported when used)
+TASKS = {  # task name -> its class (imported when used)
+    "upscale": "gancli.training.upscale:UpscaleTask",
+    "inpaint": "gancli.training.inpaint:InpaintTask",
+}
 
 RUN_FILES = ("last.safetensors", "best.safetensors", "metrics.jsonl", "progress.png")
 
