@@ -27,6 +27,16 @@ from gancli.imageio import Picture  # noqa: E402
 from gancli.tasks.upscale import upscale_picture  # noqa: E402
 
 
+# Published numbers (Set5 PSNR, SSIM, Set14 PSNR, SSIM; None = not published), from each paper's tables (MATLAB
+# bicubic LR: within ~0.05 dB of this protocol, not measured here). ESPCN's paper reports x3/x4 only and no SSIM.
+PUBLISHED = {
+    2: [("FSRCNN", "12K", (37.00, 0.9558, 32.63, 0.9088)), ("CARN", "1.6M", (37.76, 0.9590, 33.52, 0.9166)),
+        ("IMDN", "694K", (38.00, 0.9605, 33.63, 0.9177))],
+    4: [("FSRCNN", "12K", (30.71, 0.8657, 27.59, 0.7535)), ("ESPCN", "25K", (30.90, None, 27.73, None)),
+        ("CARN", "1.6M", (32.13, 0.8937, 28.60, 0.7806)), ("IMDN", "715K", (32.21, 0.8948, 28.58, 0.7811))],
+}
+
+
 def to_tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.float32) / 255).permute(2, 0, 1)[None]
 
@@ -88,6 +98,9 @@ def main() -> None:
         results.append({"model": name, "parameters": params, **r})
         print(f"| {name} | {params} | {r['Set5']['psnr_y']:.2f} | {r['Set5']['ssim_y']:.4f} | "
               f"{r['Set14']['psnr_y']:.2f} | {r['Set14']['ssim_y']:.4f} |", flush=True)
+    for name, params, nums in PUBLISHED.get(args.scale, []):
+        cells = " | ".join("-" if v is None else (f"{v:.2f}" if v > 1 else f"{v:.4f}") for v in nums)
+        print(f"| {name} (published) | {params} | {cells} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

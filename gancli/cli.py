@@ -211,6 +211,167 @@ def upscale(
     raise typer.Exit(code)
 
 
+def inpaint(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Image files, folders, globs, or - for stdin.", show_default=False),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--output", help="Output file, folder (ends in / or exists), or - for stdout. Default:"
+                     " INPUT_inpainted.EXT beside each input."),
+    ] = None,
+    mask: Annotated[
+        str | None,
+        typer.Option("--mask", "-m", help="Mask image (white = hole) for every input, or a folder of masks matched"
+                     " by file name: STEM.*, STEM_mask.* or STEM-mask.*."),
+    ] = None,
+    mask_from_alpha: Annotated[
+        bool, typer.Option("--mask-from-alpha", help="The hole is each image's transparent part.")
+    ] = False,
+    box: Annotated[
+        list[str] | None,
+        typer.Option("--box", help="Hole rectangle x,y,w,h in pixels (repeatable; added to any mask)."),
+    ] = None,
+    invert_mask: Annotated[bool, typer.Option("--invert-mask", help="Black = hole instead of white.")] = False,
+    mask_threshold: Annotated[
+        int, typer.Option("--mask-threshold", min=0, max=254, help="Mask values above this (0-255) are hole.")
+    ] = 127,
+    dilate: Annotated[int, typer.Option("--dilate", min=0, help="Grow the hole by N pixels.")] = 0,
+    resize_mask: Annotated[
+        bool, typer.Option("--resize-mask", help="Stretch a mask of another size to the image (else an error).")
+    ] = False,
+    model: Annotated[str | None, typer.Option("--model", help="Shipped model name (see `gancli models`).")] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="A model file (.safetensors) instead of a shipped model.")
+    ] = None,
+    work_size: Annotated[
+        int, typer.Option("--work-size", min=64, help="Longest side the model sees around a hole (larger regions"
+                          " are downscaled to it).")
+    ] = 512,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="Output format for folder outputs: png, jpg, webp, tif, bmp (default: as the"
+                     " input; stdout: png)."),
+    ] = None,
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")] = 95,
+    strip_metadata: Annotated[
+        bool, typer.Option("--strip-metadata", help="Do not carry EXIF and ICC profile to the output.")
+    ] = False,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Skip items whose output exists and decodes.")
+    ] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in sub-folders too.")] = False,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this.")
+    ] = 200_000_000,
+    device: DeviceOpt = "auto",
+    precision: Annotated[
+        str, typer.Option("--precision", help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, fp16, bf16.")
+    ] = "auto",
+    threads: ThreadsOpt = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON record per item on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings on stderr.")] = False,
+) -> None:
+    """Fill the hole of each image (the white part of its mask) with a GAN. Only hole pixels change.
+
+    Exit codes: 0 all done or skipped; 1 some failed (named; the rest still run); 2 usage error.
+    """
+    from gancli import batch, imageio, masks
+
+    console.quiet = quiet
+    if model and weights:
+        raise fail("--model and --weights are exclusive")
+    if as_json and output == imageio.STDIO:
+        raise fail("--json writes to stdout, so it cannot be combined with -o -")
+    try:
+        sources = batch.expand_inputs(inputs, recursive)
+        if mask is not None and Path(mask).is_dir():
+            # Masks may sit beside their images: a file that is some input's mask is not itself an input.
+            mask_files = {os.path.realpath(s.mask_file) for s in masks.resolve_masks(
+                [s for s in sources if not _looks_like_mask(s)], mask)}
+            sources = [s for s in sources if s == imageio.STDIO or os.path.realpath(s) not in mask_files]
+        mask_sources = masks.resolve_masks(sources, mask, mask_from_alpha, box or [], threshold=mask_threshold,
+                                           invert=invert_mask, dilate=dilate, resize=resize_mask,
+                                           max_pixels=max_pixels)
+        out_fmt = imageio.format_for(output, (fmt or "png")) if output == imageio.STDIO else None
+        items = batch.plan_outputs(sources, output, "inpainted", fmt)
+        used = {os.path.realpath(s.mask_file) for s in mask_sources if s.mask_file}
+        for it in items:
+            if it.output != imageio.STDIO and os.path.realpath(it.output) in used:
+                raise batch.UsageError(f"output {it.output} would overwrite a mask; choose another -o")
+    except (batch.UsageError, imageio.ImageWriteError, masks.MaskError) as e:
+        raise fail(str(e)) from None
+
+    import torch
+
+    from gancli import checkpoints, devices, shipped
+    from gancli.tasks.inpaint import inpaint_picture
+
+    try:
+        dev = devices.pick_device(device)
+        dtype = devices.pick_dtype(dev, precision)
+        devices.set_threads(threads)
+        if weights is not None:
+            net, info = checkpoints.load_model(weights, dev)
+            model_name = info.name or weights.name
+        else:
+            entry = shipped.find(model, "inpaint")
+            net, info = checkpoints.load_model(shipped.verify(entry), dev)
+            model_name = entry.name
+        if info.task != "inpaint":
+            raise ValueError(f"model {model_name} is a {info.task!r} model, not an inpaint model")
+    except (devices.DeviceError, shipped.ShippedModelError, checkpoints.CheckpointError, ValueError) as e:
+        raise fail(str(e)) from None
+    net = net.to(dtype=dtype, memory_format=torch.channels_last)
+    source_of = {id(it): src for it, src in zip(items, mask_sources, strict=True)}
+
+    def process(it: batch.Item, report_part) -> None:
+        pic = imageio.load(it.input, max_pixels=max_pixels)
+        for note in pic.notes:
+            console.warn(note)
+        src = source_of[id(it)]
+        hole = src.load(pic)
+        it.in_size = [pic.size[0], pic.size[1]]
+        it.extra |= {"mode": pic.mode, "mask": src.label, "hole_fraction": round(float(hole.mean()), 6)}
+        if masks.is_empty(hole):
+            console.warn(f"{it.input}: the mask has no hole; the image is copied through unchanged")
+            out = pic
+        else:
+            out = inpaint_picture(net, pic, hole, device=dev, dtype=dtype, work_size=work_size,
+                                  opaque_hole=mask_from_alpha, on_window=report_part)
+        it.out_size = list(out.size)
+        for note in imageio.save(out, it.output, out_fmt, quality, strip_metadata):
+            console.warn(f"{it.output}: {note}")
+
+    for it in items:
+        it.extra = {"model": model_name, "device": str(dev)}
+    code = batch.run(items, process, skip_existing=skip_existing, as_json=as_json, label="inpaint")
+    raise typer.Exit(code)
+
+
+def _looks_like_mask(path: str) -> bool:
+    stem = Path(path).stem.lower()
+    return stem.endswith(("_mask", "-mask"))
+
+
+def register_inpaint(target: typer.Typer) -> None:
+    target.command("inpaint")(inpaint)
+
+
+def _has_shipped(task: str) -> bool:
+    from gancli import shipped
+
+    try:
+        return any(m.task == task for m in shipped.shipped_models())
+    except (OSError, ValueError):
+        return False
+
+
+if _has_shipped("inpaint"):  # the command appears with its shipped model (until then: --task inpaint in train)
+    register_inpaint(app)
+
+
 def _target_size(w: int, h: int, scale: int, outscale: float | None, width: int | None,
                  height: int | None) -> tuple[int, int]:
     """Final (width, height): the model's native size, or as --outscale / --width / --height ask."""
