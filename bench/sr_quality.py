@@ -26,7 +26,6 @@ from gancli import checkpoints, metrics, shipped  # noqa: E402
 from gancli.imageio import Picture  # noqa: E402
 from gancli.tasks.upscale import upscale_picture  # noqa: E402
 
-
 # Published numbers (Set5 PSNR, SSIM, Set14 PSNR, SSIM; None = not published), from each paper's tables (MATLAB
 # bicubic LR: within ~0.05 dB of this protocol, not measured here). ESPCN's paper reports x3/x4 only and no SSIM.
 PUBLISHED = {
