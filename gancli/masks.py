@@ -322,9 +322,10 @@ def _match_folder(images: list[str], folder: Path) -> list[str]:
         found.append(candidates[0] if len(candidates) == 1 else "")
     problems = []
     if missing:
+        named = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         problems.append(f"no mask in {folder}/ for {len(missing)} image{'s' if len(missing) > 1 else ''}: "
-                        f"{', '.join(missing)} (looked for STEM.*, STEM_mask.*, STEM-mask.*)")
-    problems += ambiguous
+                        f"{named} (looked for STEM.*, STEM_mask.*, STEM-mask.*)")
+    problems += ambiguous[:10] + ([f"{len(ambiguous) - 10} more ambiguous"] if len(ambiguous) > 10 else [])
     if problems:
         raise MaskError("; ".join(problems))
     return found
