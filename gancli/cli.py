@@ -7,6 +7,7 @@ Exit codes: 0 all done; 1 some or all items failed (each named); 2 usage error; 
 from __future__ import annotations
 
 import json
+import math
 import os
 from enum import Enum
 from pathlib import Path
@@ -350,6 +351,214 @@ def inpaint(
     raise typer.Exit(code)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'0-99,123' -> [0, ..., 99, 123] (order kept, duplicates dropped)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                a, b = part.split("-", 1) if not part.startswith("-") else ("-" + part[1:].split("-", 1)[0],
+                                                                           part[1:].split("-", 1)[1])
+                lo, hi = int(a), int(b)
+                if hi < lo or hi - lo > 1_000_000:
+                    raise ValueError
+                seeds += range(lo, hi + 1)
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise typer.BadParameter(f"--seeds: {part!r} is not a seed or a range like 0-99") from None
+    if any(s < 0 or s >= 2**63 for s in seeds):
+        raise typer.BadParameter("--seeds: seeds are integers from 0 to 2**63-1")
+    return list(dict.fromkeys(seeds))
+
+
+def sample(
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="A grid image (grid.png), a folder (one seedNNNN.png per image;"
+                          " ends in / or exists), or with --interpolate an animation (.gif/.webp) or a folder.")
+    ] = "samples.png",
+    n: Annotated[int, typer.Option("-n", "--num", min=1, max=100_000, help="How many images (seeds S..S+N-1).")] = 16,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="First seed.")] = 0,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="Explicit seeds, e.g. 0-99,123 (instead of -n).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Shipped model name (see `gancli models`).")] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="A model file (.safetensors) instead of a shipped model.")
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="Class (index or name) for class-conditional models; default: each"
+                                 " seed's class is seed % classes.")
+    ] = None,
+    truncation: Annotated[
+        float, typer.Option("--truncation", min=0.0, max=1.0, help="Shrink latents toward the mean (psi; 1 = off):"
+                            " lower is more typical and less varied.")
+    ] = 1.0,
+    interpolate: Annotated[
+        str | None, typer.Option("--interpolate", help="A,B: a latent walk from seed A to seed B.")
+    ] = None,
+    steps: Annotated[int, typer.Option("--steps", min=2, max=1000, help="Frames of the walk.")] = 16,
+    cols: Annotated[int, typer.Option("--cols", min=0, help="Grid columns (0: square).")] = 0,
+    zoom: Annotated[int, typer.Option("--zoom", min=1, max=16, help="Enlarge each image N times (nearest).")] = 1,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON record per file written.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings on stderr.")] = False,
+) -> None:
+    """Draw images from a trained GAN. The same seed gives the same image on every run, at any -n.
+
+    Exit codes: 0 done; 1 a file could not be written; 2 usage error.
+    """
+    import numpy as np
+
+    from gancli import imageio
+
+    console.quiet = quiet
+    if model and weights:
+        raise fail("--model and --weights are exclusive")
+    try:
+        seed_list = parse_seeds(seeds) if seeds is not None else list(range(seed, seed + n))
+        walk = None
+        if interpolate is not None:
+            walk = parse_seeds(interpolate)
+            if len(walk) != 2 or "," not in interpolate:
+                raise typer.BadParameter("--interpolate takes two seeds: A,B")
+    except typer.BadParameter as e:
+        raise fail(str(e.message if hasattr(e, "message") else e)) from None
+    to_folder = output.endswith(("/", os.sep)) or Path(output).is_dir()
+    suffix = Path(output).suffix.lower()
+    if not to_folder and walk is None and suffix not in imageio.FORMAT_BY_SUFFIX:
+        raise fail(f"-o {output}: give an image file (.png, ...) for a grid or a folder ending in /")
+    if not to_folder and walk is not None and suffix not in (".gif", ".webp"):
+        raise fail(f"-o {output}: a walk is written as .gif, .webp, or frames into a folder ending in /")
+
+    import torch
+
+    from gancli import __version__, checkpoints, devices, shipped
+
+    try:
+        dev = devices.pick_device(device)
+        devices.set_threads(threads)
+        if weights is not None:
+            net, info = checkpoints.load_model(weights, dev)
+            model_name = info.name or weights.name
+        else:
+            entry = shipped.find(model, "sample")
+            net, info = checkpoints.load_model(shipped.verify(entry), dev)
+            model_name = entry.name
+        if info.task != "sample":
+            raise ValueError(f"model {model_name} is a {info.task!r} model, not a sample model")
+        classes = info.provenance.get("classes") or [str(i) for i in range(net.config.num_classes)]
+        fixed_label = None
+        if label is not None:
+            if not net.conditional:
+                raise ValueError(f"model {model_name} is not class-conditional: --label does not apply")
+            fixed_label = classes.index(label) if label in classes else int(label)
+            if not 0 <= fixed_label < len(classes):
+                raise ValueError
+    except ValueError as e:
+        if label is not None and not str(e):
+            raise fail(f"--label {label}: not a class of {model_name} (classes: {', '.join(classes)})") from None
+        raise fail(str(e)) from None
+    except (devices.DeviceError, shipped.ShippedModelError, checkpoints.CheckpointError) as e:
+        raise fail(str(e)) from None
+
+    crop = int(getattr(net.config, "crop", 0))
+
+    @torch.no_grad()
+    def draw(z: torch.Tensor, labels: list[int] | None) -> np.ndarray:
+        y = torch.tensor(labels, device=dev) if net.conditional else None
+        x = net(z.to(dev) * truncation, y).clamp(0, 1)
+        if crop:
+            o = (x.shape[-1] - crop) // 2
+            x = x[..., o : o + crop, o : o + crop]
+        if zoom > 1:
+            x = torch.nn.functional.interpolate(x, scale_factor=zoom, mode="nearest")
+        return (x * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+
+    def label_of(s: int) -> int | None:
+        if not net.conditional:
+            return None
+        return fixed_label if fixed_label is not None else s % len(classes)
+
+    def meta(s: int | None, lab: int | None) -> dict[str, str]:
+        m = {"gancli:model": model_name, "gancli:version": __version__, "gancli:truncation": f"{truncation:g}"}
+        if s is not None:
+            m["gancli:seed"] = str(s)
+        if lab is not None:
+            m["gancli:label"] = classes[lab]
+        return m
+
+    def picture(a: np.ndarray, text: dict[str, str]) -> imageio.Picture:
+        if a.shape[2] == 4:
+            return imageio.Picture(a[..., :3].copy(), a[..., 3].copy(), text=text)
+        return imageio.Picture(a.copy(), text=text)
+
+    records, code = [], EXIT_OK
+
+    def write(path: str, pic: imageio.Picture, **fields) -> None:
+        nonlocal code
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            imageio.save(pic, path)
+            status, err = "ok", None
+        except (OSError, ValueError) as e:
+            status, err, code = "failed", str(e).splitlines()[0], EXIT_FAILED
+            console.error(f"{path}: {err}")
+        records.append({"output": path, "status": status, "error": err, **fields})
+
+    if walk is not None:
+        za, zb = net.sample_latents(walk)
+        t = torch.linspace(0, 1, steps)[:, None]
+        omega = torch.acos((za / za.norm() * zb / zb.norm()).sum().clamp(-1, 1))
+        if omega.abs() < 1e-4:
+            zs = za + t * (zb - za)
+        else:  # spherical interpolation: every frame keeps a typical latent norm
+            zs = (torch.sin((1 - t) * omega) * za + torch.sin(t * omega) * zb) / torch.sin(omega)
+        frames = draw(zs, [label_of(walk[0])] * steps if net.conditional else None)
+        if to_folder:
+            for k, f in enumerate(frames):
+                write(str(Path(output) / f"frame{k:04d}.png"), picture(f, meta(None, label_of(walk[0]))), frame=k)
+            anim = str(Path(output) / "walk.gif")
+        else:
+            anim = output
+        try:
+            imageio.save_animation(list(frames), anim)
+            records.append({"output": anim, "status": "ok", "error": None, "frames": steps, "seeds": walk})
+        except (OSError, ValueError) as e:
+            code = EXIT_FAILED
+            console.error(f"{anim}: {str(e).splitlines()[0]}")
+            records.append({"output": anim, "status": "failed", "error": str(e).splitlines()[0]})
+    else:
+        images = []
+        for i in range(0, len(seed_list), 256):
+            chunk = seed_list[i : i + 256]
+            labs = [label_of(s) for s in chunk]
+            imgs = draw(net.sample_latents(chunk), labs if net.conditional else None)
+            if to_folder:
+                for s, lab, img in zip(chunk, labs, imgs, strict=True):
+                    write(str(Path(output) / f"seed{s:04d}.png"), picture(img, meta(s, lab)), seed=s,
+                          label=None if lab is None else classes[lab])
+            else:
+                images.append(imgs)
+        if not to_folder:
+            from gancli.training.sample import grid
+
+            allimgs = np.concatenate(images)
+            sheet = grid(allimgs, cols or math.ceil(math.sqrt(len(allimgs))), pad=2 * zoom)
+            text = meta(None, fixed_label) | {"gancli:seeds": seeds if seeds is not None else f"{seed}-{seed + n - 1}"}
+            write(output, imageio.Picture(sheet, text=text), seeds=seed_list)
+    for r in records:
+        if as_json:
+            typer.echo(json.dumps(r | {"model": model_name}))
+    if not as_json and code == EXIT_OK:
+        console.info(f"wrote {len(records)} file{'s' if len(records) > 1 else ''} ({output})")
+    raise typer.Exit(code)
+
+
+def register_sample(target: typer.Typer) -> None:
+    target.command("sample")(sample)
+
+
 def _looks_like_mask(path: str) -> bool:
     stem = Path(path).stem.lower()
     return stem.endswith(("_mask", "-mask"))
@@ -368,8 +577,11 @@ def _has_shipped(task: str) -> bool:
         return False
 
 
-if _has_shipped("inpaint"):  # the command appears with its shipped model (until then: --task inpaint in train)
+# These commands appear with their first shipped model (until then: `gancli train --task inpaint|sample`).
+if _has_shipped("inpaint"):
     register_inpaint(app)
+if _has_shipped("sample"):
+    register_sample(app)
 
 
 def _target_size(w: int, h: int, scale: int, outscale: float | None, width: int | None,
@@ -420,6 +632,7 @@ def models(
 class Task(str, Enum):
     upscale = "upscale"
     inpaint = "inpaint"
+    sample = "sample"
 
 
 @app.command()

@@ -50,6 +50,7 @@ class Picture:
     dpi: tuple[float, float] | None = None
     source_format: str = ""
     notes: list[str] = field(default_factory=list)  # things the caller should warn about (e.g. frames dropped)
+    text: dict[str, str] = field(default_factory=dict)  # PNG text chunks to write (e.g. model and seed)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -381,8 +382,26 @@ def write(pic: Picture, fp: BinaryIO, fmt: str, quality: int = 95, strip_metadat
         kw.update(compression="tiff_deflate")
     elif fmt == "PNG":
         kw.update(compress_level=PNG_LEVEL)
+        if pic.text and not strip_metadata:
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            for key, value in pic.text.items():
+                info.add_itxt(key, value)
+            kw["pnginfo"] = info
     im.save(fp, format=fmt, **kw)
     return notes
+
+
+def save_animation(frames: list[np.ndarray], dest: str | Path, duration_ms: int = 80) -> None:
+    """Frames (H, W, C) uint8 (C = 1, 3 or 4) as a looping animated GIF or WebP (by suffix), written atomically."""
+    fmt = {".gif": "GIF", ".webp": "WEBP"}.get(Path(dest).suffix.lower())
+    if fmt is None:
+        raise ImageWriteError(f"{dest}: an animation is written as .gif or .webp")
+    ims = [Image.fromarray(f[..., 0] if f.shape[2] == 1 else f) for f in frames]
+    kw = {"lossless": True} if fmt == "WEBP" else {"disposal": 2}
+    with atomic_path(dest) as tmp:
+        ims[0].save(tmp, format=fmt, save_all=True, append_images=ims[1:], duration=duration_ms, loop=0, **kw)
 
 
 def save(pic: Picture, dest: str | Path, fmt: str | None = None, quality: int = 95,

@@ -13,12 +13,15 @@ from torch import nn
 
 from gancli.models.compact import CompactSR, CompactSRConfig
 from gancli.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
+from gancli.models.gan import GANDiscriminator, GANDiscriminatorConfig, GANGenerator, GANGeneratorConfig
 from gancli.models.inpaint import InpaintNet, InpaintNetConfig
 
 ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
     "compact_sr": (CompactSRConfig, CompactSR),
     "patch_disc": (PatchDiscriminatorConfig, PatchDiscriminator),
     "inpaint_ffc": (InpaintNetConfig, InpaintNet),
+    "gan_gen": (GANGeneratorConfig, GANGenerator),
+    "gan_disc": (GANDiscriminatorConfig, GANDiscriminator),
 }
 
 

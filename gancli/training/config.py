@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-DEFAULT_ARCH = {"upscale": "compact_sr", "inpaint": "inpaint_ffc"}
+DEFAULT_ARCH = {"upscale": "compact_sr", "inpaint": "inpaint_ffc", "sample": "gan_gen"}
 
 
 @dataclass
 class TrainConfig:
-    task: str = "upscale"  # what the run trains: upscale or inpaint
+    task: str = "upscale"  # what the run trains: upscale, inpaint or sample
     data: list[str] = field(default_factory=list)  # image folders
     arch: str = ""  # registry name of the generator ("": the task's default, see DEFAULT_ARCH)
     model: dict[str, Any] = field(default_factory=dict)  # its config (scale etc.), see gancli.models
@@ -39,6 +38,11 @@ class TrainConfig:
     gan_weight: float = 0.0  # weight of the adversarial loss on the generator (0: no discriminator)
     disc: dict[str, Any] = field(default_factory=dict)  # PatchDiscriminator config (see gancli.models)
     d_lr: float | None = None  # discriminator learning rate (default: lr)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])  # Adam's (G and D); GANs on small data: [0, 0.99]
+    image_fit: str = "crop"  # sample: images not square at the model's size are centre-cropped, or "pad"ded
+    r1_gamma: float = 0.0  # sample: weight of the R1 gradient penalty on real images (lazy, every 4 steps)
+    diffaugment: str = "translation,cutout,color"  # sample: DiffAugment policy on all D inputs ("" = off)
+    eval_images: int = 1000  # sample: images held out for the in-run Fréchet distance
     amp: bool = True  # mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling)
 
     def __post_init__(self) -> None:

@@ -75,9 +75,10 @@ class Trainer:
         self.model: nn.Module = task.model
         self.disc: nn.Module | None = getattr(task, "discriminator", None)
         self.ema: nn.Module = copy.deepcopy(self.model).requires_grad_(False)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        betas = tuple(cfg.betas)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=betas)
         self.opt_d = None if self.disc is None else torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr or cfg.lr,
-                                                                     betas=(0.9, 0.99))
+                                                                     betas=betas)
         self.use_amp = cfg.amp and device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16)
         # Loss scaling only for float16; a disabled scaler passes losses and steps through unchanged.
@@ -203,7 +204,7 @@ class Trainer:
             "cpu_hours": round(self.cpu_seconds / 3600, 3),
             "wall_hours": round(self.wall_seconds / 3600, 3),
             "config": json.loads(self.cfg.to_json()),
-        }
+        } | (self.task.provenance() if hasattr(self.task, "provenance") else {})
 
     # --------------------------------------------------------------------------------------------------- loop
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002

@@ -17,6 +17,7 @@ from gancli.training.engine import Trainer
 TASKS = {  # task name -> its class (imported when used)
     "upscale": "gancli.training.upscale:UpscaleTask",
     "inpaint": "gancli.training.inpaint:InpaintTask",
+    "sample": "gancli.training.sample:SampleTask",
 }
 
 RUN_FILES = ("last.safetensors", "best.safetensors", "metrics.jsonl", "progress.png")

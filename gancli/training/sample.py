@@ -1,0 +1,216 @@
+"""The sample task for the trainer: an unconditional (or class-conditional) GAN on a set of whole images.
+
+Generator and discriminator from gancli.models.gan; hinge loss; R1 penalty on real images every R1_EVERY steps
+(lazy, weighted up to match); DiffAugment on everything D sees; the engine's EMA generator is what is evaluated,
+exported and sampled. Evaluation (fast enough to run during training, not the benchmark): a Fréchet distance
+between EMA samples and held-out real images in a 64-dimensional PCA space of pixels fitted on the real images, and
+a diversity ratio (mean pairwise distance of samples / of real images) whose collapse warns of mode collapse.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gancli import models
+from gancli.training import diffaug
+from gancli.training.config import TrainConfig
+from gancli.training.image_sets import load_image_set, split_holdout
+
+R1_EVERY = 4
+EVAL_SEEDS = 1000  # EMA samples per evaluation (seeds 0..999: comparable across evaluations and runs)
+COLLAPSE_RATIO = 0.5  # samples less than half as varied as real images: warn
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to the rows of a and b."""
+    from numpy.linalg import eigvalsh
+
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # tr(sqrt(s1 s2)) from the eigenvalues of sqrt(s1) s2 sqrt(s1) (symmetric, so stable)
+    w, v = np.linalg.eigh(s1)
+    r1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr_sqrt = np.sqrt(np.clip(eigvalsh(r1 @ s2 @ r1), 0, None)).sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt)
+
+
+class ArraySampler:
+    """Random whole images (and labels) from arrays held in memory; resumable by its RNG state."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, seed: int) -> None:
+        self.images, self.labels = images, labels
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def pixels(self) -> int:
+        return int(np.prod(self.images.shape[:3]))
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = self.rng.integers(0, len(self.images), size=n)
+        x = torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2).float().div_(255)
+        y = None if self.labels is None else torch.from_numpy(self.labels[idx])
+        return x, y
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+
+class SampleTask:
+    name = "sample"
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, log=print) -> None:
+        self.cfg, self.device, self.log = cfg, device, log
+        size = int(cfg.model.get("image_size", 32))
+        net_size = 2 ** math.ceil(math.log2(max(8, size)))
+        data = load_image_set(cfg.data, size, cfg.image_fit)
+        for s in data.skipped[:5]:
+            log(f"skipped {s}")
+        images = data.images
+        if net_size != size:  # e.g. 28x28 digits: padded to 32x32 for the network, cropped back when sampling
+            p0 = (net_size - size) // 2
+            images = np.pad(images, ((0, 0), (p0, net_size - size - p0), (p0, net_size - size - p0), (0, 0)))
+        train_idx, held_idx = split_holdout(len(images), cfg.eval_images, cfg.seed)
+        self.classes = data.classes
+        labels = data.labels
+        self.sampler = ArraySampler(images[train_idx], None if labels is None else labels[train_idx], cfg.seed)
+        self.held = images[held_idx]
+        self.held_labels = None if labels is None else labels[held_idx]
+        self.val_files = list(held_idx)  # what describe() counts as validation images
+        log(f"data: {len(train_idx)} training images, {len(held_idx)} held out for evaluation, {size}x{size}x"
+            f"{data.channels}" + (f", {len(self.classes)} classes ({', '.join(self.classes[:10])})" if self.classes
+                                  else ""))
+        gen = {"latent_dim": 128, **cfg.model, "image_size": net_size, "channels": data.channels,
+               "num_classes": len(self.classes), "crop": size if size != net_size else 0}
+        self.model = models.build(cfg.arch, gen).to(device)
+        disc = {**cfg.disc, "image_size": net_size, "channels": data.channels, "num_classes": len(self.classes)}
+        self.discriminator = models.build("gan_disc", disc).to(device)
+        self.policy = diffaug.parse_policy(cfg.diffaugment)
+        self.latent_dim = self.model.config.latent_dim
+        self.steps_done = 0
+        self._fit_pca()
+
+    # ------------------------------------------------------------------------------------------------- data
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        real, labels = self.sampler.batch(self.cfg.batch)
+        z = torch.randn(self.cfg.batch, self.latent_dim)
+        batch = {"real": real.to(self.device), "z": z.to(self.device)}
+        if labels is not None:
+            batch["labels"] = labels.to(self.device)
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps_done = int(state["steps_done"])
+
+    def reseed(self, seed: int) -> None:
+        self.sampler.reseed(seed)
+
+    # ----------------------------------------------------------------------------------------------- losses
+    def generate(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(batch["z"], batch.get("labels"))
+
+    def g_loss(self, fake: torch.Tensor, batch: dict[str, torch.Tensor], disc: torch.nn.Module | None
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+        score = disc(diffaug.augment(fake, self.policy), batch.get("labels")).float()
+        loss = -score.mean()
+        return loss, {"g_adv": loss.item()}
+
+    def d_loss(self, fake: torch.Tensor, batch: dict[str, torch.Tensor], disc: torch.nn.Module
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+        labels = batch.get("labels")
+        real_in = batch["real"]
+        lazy_r1 = self.cfg.r1_gamma > 0 and self.steps_done % R1_EVERY == 0
+        if lazy_r1:
+            real_in = real_in.detach().requires_grad_(True)
+        real = disc(diffaug.augment(real_in, self.policy), labels).float()
+        fake_s = disc(diffaug.augment(fake, self.policy), labels).float()
+        loss = F.relu(1 - real).mean() + F.relu(1 + fake_s).mean()
+        logs = {"d_real": real.mean().item(), "d_fake": fake_s.mean().item()}
+        if lazy_r1:
+            (grad,) = torch.autograd.grad(real.sum(), real_in, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            loss = loss + self.cfg.r1_gamma / 2 * r1 * R1_EVERY
+            logs["r1"] = r1.item()
+        self.steps_done += 1
+        return loss, logs
+
+    # ------------------------------------------------------------------------------------------- evaluation
+    def _fit_pca(self) -> None:
+        x = self.held.reshape(len(self.held), -1).astype(np.float32) / 255
+        self.pca_mean = x.mean(0)
+        _, _, vt = np.linalg.svd(x - self.pca_mean, full_matrices=False)
+        self.pca = vt[:64].T
+        self.real_feats = (x - self.pca_mean) @ self.pca
+        self.real_spread = _mean_pair_distance(x)
+
+    @torch.no_grad()
+    def samples(self, model: torch.nn.Module, seeds: list[int], labels: list[int] | None = None) -> np.ndarray:
+        """(N, S, S, C) uint8 at the network's size (before the crop to the data size)."""
+        model.eval()
+        out = []
+        for i in range(0, len(seeds), 250):
+            z = model.sample_latents(seeds[i : i + 250]).to(self.device)
+            y = None
+            if model.conditional:
+                lab = labels[i : i + 250] if labels is not None else [s % len(self.classes) for s in seeds[i : i + 250]]
+                y = torch.tensor(lab, device=self.device)
+            out.append((model(z, y).clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy())
+        return np.concatenate(out)
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        fake = self.samples(model, list(range(EVAL_SEEDS))).reshape(EVAL_SEEDS, -1).astype(np.float32) / 255
+        fd = frechet((fake - self.pca_mean) @ self.pca, self.real_feats)
+        diversity = _mean_pair_distance(fake) / max(self.real_spread, 1e-8)
+        if diversity < COLLAPSE_RATIO:
+            self.log(f"warning: samples are {diversity:.2f}x as varied as real images: possible mode collapse")
+        return {"fd_pca": round(fd, 4), "diversity": round(diversity, 4), "score": -round(fd, 4)}
+
+    def sample_sheet(self, model: torch.nn.Module, rows: int = 8) -> np.ndarray:
+        """rows x rows samples of fixed seeds (one class per row for conditional models), RGB on grey."""
+        n = rows * rows
+        labels = [(i // rows) % len(self.classes) for i in range(n)] if self.classes else None
+        x = self.samples(model, list(range(n)), labels)
+        return grid(x, rows)
+
+    def provenance(self) -> dict:
+        """Added to the exported model's provenance: what `gancli sample --label` needs."""
+        return {"classes": self.classes, "image_size": int(self.cfg.model.get("image_size", 32))}
+
+    def export_info(self) -> dict[str, str]:
+        kind = f"class-conditional ({len(self.classes)} classes)" if self.classes else "unconditional"
+        return {"task": "sample", "name": "sample", "description": f"{kind} image GAN"}
+
+
+def _mean_pair_distance(x: np.ndarray, pairs: int = 2000) -> float:
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, len(x), pairs), rng.integers(0, len(x), pairs)
+    keep = i != j
+    return float(np.sqrt(((x[i[keep]] - x[j[keep]]) ** 2).sum(1)).mean())
+
+
+def grid(x: np.ndarray, cols: int, pad: int = 2) -> np.ndarray:
+    """(N, S, S, C) uint8 -> one RGB sheet, alpha composited on mid grey, gray expanded to RGB."""
+    n, s, _, c = x.shape
+    if c == 4:
+        a = x[..., 3:].astype(np.float32) / 255
+        x = (x[..., :3] * a + 128 * (1 - a) + 0.5).astype(np.uint8)
+    elif c == 1:
+        x = np.repeat(x, 3, axis=3)
+    rows = math.ceil(n / cols)
+    sheet = np.full((rows * (s + pad) + pad, cols * (s + pad) + pad, 3), 255, np.uint8)
+    for k in range(n):
+        r, q = divmod(k, cols)
+        sheet[pad + r * (s + pad) : pad + r * (s + pad) + s, pad + q * (s + pad) : pad + q * (s + pad) + s] = x[k]
+    return sheet
