@@ -452,12 +452,13 @@ def sample(
         if label is not None:
             if not net.conditional:
                 raise ValueError(f"model {model_name} is not class-conditional: --label does not apply")
-            fixed_label = classes.index(label) if label in classes else int(label)
-            if not 0 <= fixed_label < len(classes):
-                raise ValueError
+            if label in classes:
+                fixed_label = classes.index(label)
+            elif label.isdigit() and int(label) < len(classes):
+                fixed_label = int(label)
+            else:
+                raise ValueError(f"--label {label}: not a class of {model_name} (classes: {', '.join(classes)})")
     except ValueError as e:
-        if label is not None and not str(e):
-            raise fail(f"--label {label}: not a class of {model_name} (classes: {', '.join(classes)})") from None
         raise fail(str(e)) from None
     except (devices.DeviceError, shipped.ShippedModelError, checkpoints.CheckpointError) as e:
         raise fail(str(e)) from None

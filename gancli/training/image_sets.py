@@ -15,7 +15,6 @@ the longer side to `size` and pads (transparent for RGBA, black otherwise). The 
 from __future__ import annotations
 
 import gzip
-import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,16 +125,15 @@ def load_image_set(sources: list[str], size: int, fit: str = "crop") -> ImageSet
             a = pic.alpha if pic.alpha is None or pic.bit_depth == 8 else (pic.alpha >> 8).astype(np.uint8)
             img = px if a is None else np.concatenate([np.repeat(px, 3, axis=2) if px.shape[2] == 1 else px,
                                                        a[..., None]], axis=-1)
-            imgs.append(_fit(img, size, fit))
+            imgs.append(img)
             if by_class:
                 cls = f.relative_to(src).parts[0]
                 if cls not in classes:
                     classes.append(cls)
                 ys.append(classes.index(cls))
         if imgs:
-            channels = max(i.shape[2] for i in imgs)
-            imgs = [_to_channels(i, channels) for i in imgs]
-            arrays.append(np.stack(imgs))
+            channels = max(i.shape[2] for i in imgs)  # alpha first, so padding is transparent
+            arrays.append(np.stack([_fit(_to_channels(i, channels), size, fit) for i in imgs]))
             labels.append(np.array(ys, np.int64) if by_class else None)
             conditional = by_class if conditional is None else conditional and by_class
     if not arrays:
@@ -167,9 +165,3 @@ def split_holdout(n: int, count: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     perm = np.random.default_rng((seed, 77)).permutation(n)
     count = min(count, n // 5)
     return np.sort(perm[count:]), np.sort(perm[:count])
-
-
-def describe(images: ImageSet) -> str:
-    n, size = len(images.images), images.images.shape[1]
-    classes = f", {len(images.classes)} classes" if images.classes else ""
-    return json.dumps({"images": n, "size": size, "channels": images.channels}) + classes

@@ -1,0 +1,171 @@
+"""Unconditional / class-conditional GANs: reproducible sampling, data loading, exact resume, the sample command."""
+
+import gzip
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from gancli import checkpoints, models
+from gancli.cli import parse_seeds, register_sample
+from gancli.training import diffaug
+from gancli.training.config import TrainConfig
+from gancli.training.engine import Trainer
+from gancli.training.image_sets import load_image_set
+from gancli.training.sample import SampleTask, frechet
+from tests.conftest import gradient_rgb
+
+CPU = torch.device("cpu")
+TINY_G = {"image_size": 16, "base": 16, "min_channels": 8, "latent_dim": 8}
+TINY_D = {"base": 8, "max_channels": 16}
+
+
+def test_a_seed_gives_the_same_image_in_any_batch():
+    torch.manual_seed(0)
+    g = models.build("gan_gen", {**TINY_G, "channels": 4}).eval()
+    with torch.no_grad():
+        alone = g(g.sample_latents([7]))
+        among = g(g.sample_latents([1, 2, 7, 9]))
+    assert alone.shape == (1, 4, 16, 16)
+    assert torch.allclose(alone[0], among[2], atol=1e-6)
+    assert not torch.allclose(among[0], among[1])
+
+
+def test_conditional_models_need_labels_and_use_them():
+    torch.manual_seed(0)
+    g = models.build("gan_gen", {**TINY_G, "num_classes": 3}).eval()
+    z = g.sample_latents([1, 1])
+    with torch.no_grad():
+        a = g(z, torch.tensor([0, 2]))
+    assert not torch.allclose(a[0], a[1])
+    with pytest.raises(ValueError, match="labels"):
+        g(z)
+    d = models.build("gan_disc", {**TINY_D, "image_size": 16, "num_classes": 3})
+    assert d(a, torch.tensor([0, 1])).shape == (2,)
+
+
+def test_diffaugment_keeps_shapes_and_alpha():
+    x = torch.rand(4, 4, 16, 16)
+    y = diffaug._color(x)
+    assert torch.equal(y[:, 3], x[:, 3]) and not torch.equal(y[:, :3], x[:, :3])
+    assert diffaug.augment(x, diffaug.POLICIES).shape == x.shape
+    with pytest.raises(ValueError, match="unknown DiffAugment"):
+        diffaug.parse_policy("translation,zoom")
+
+
+def test_image_sets_from_class_folders_npz_and_idx(tmp_path):
+    for cls in ("cats", "dogs"):
+        (tmp_path / "f" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(gradient_rgb(20, 30, seed=i)).save(tmp_path / "f" / cls / f"{i}.png")
+    rgba = np.dstack([gradient_rgb(20, 30), np.full((20, 30), 128, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "f" / "dogs" / "a.png")
+    s = load_image_set([str(tmp_path / "f")], 16, "crop")
+    assert s.images.shape == (7, 16, 16, 4) and s.classes == ["cats", "dogs"]
+    assert s.labels.tolist() == [0, 0, 0, 1, 1, 1, 1]
+    assert (s.images[:3, ..., 3] == 255).all()  # opaque alpha added to the RGB images
+    padded = load_image_set([str(tmp_path / "f")], 16, "pad")
+    assert (padded.images[0, 0, :, 3] == 0).all()  # 30x20 scaled to 16x11, padded with transparency
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((5, 12, 12), np.uint8), y_train=np.arange(5) % 2)
+    s = load_image_set([str(tmp_path / "d.npz")], 16, "pad")
+    assert s.images.shape == (5, 16, 16, 1) and s.classes == ["0", "1"]
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    imgs = np.arange(3 * 8 * 8, dtype=np.uint8).reshape(3, 8, 8)
+    with gzip.open(idx / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">HBB3I", 0, 8, 3, 3, 8, 8) + imgs.tobytes())
+    with gzip.open(idx / "train-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">HBBI", 0, 8, 1, 3) + bytes([4, 0, 9]))
+    s = load_image_set([str(idx)], 8, "crop")
+    assert np.array_equal(s.images[..., 0], imgs) and s.labels.tolist() == [4, 0, 9]
+
+
+def test_frechet_distance():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2000, 4)), rng.normal(size=(2000, 4))
+    assert frechet(a, b) < 0.05
+    assert frechet(a, b + 1) == pytest.approx(4.0, abs=0.2)
+
+
+@pytest.fixture
+def class_data(tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(gradient_rgb(16, 16, seed=i + (100 if cls == "b" else 0))).save(
+                tmp_path / "data" / cls / f"{i}.png")
+    return tmp_path / "data"
+
+
+def test_sample_training_resumes_exactly(class_data, tmp_path):
+    cfg = TrainConfig(task="sample", data=[str(class_data)], model=TINY_G, disc=TINY_D, steps=6, batch=4, warmup=2,
+                      eval_every=3, eval_images=5, r1_gamma=1.0, betas=[0.0, 0.99])
+
+    def trainer(run_dir):
+        torch.manual_seed(cfg.seed)
+        return Trainer(cfg, SampleTask(cfg, CPU, log=lambda m: None), run_dir, CPU, log=lambda m: None)
+
+    (tmp_path / "a").mkdir()
+    straight = trainer(tmp_path / "a")
+    straight.run()
+    (tmp_path / "b").mkdir()
+    trainer(tmp_path / "b").run(max_steps=4)
+    torch.manual_seed(99)
+    second = trainer(tmp_path / "b")
+    assert second.resume() and second.step == 4
+    second.run()
+    for (k, a), b in zip(straight.ema.state_dict().items(), second.ema.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    for a, b in zip(straight.disc.state_dict().values(), second.disc.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    logged = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert any("r1" in r for r in logged) and any("fd_pca" in r.get("val", {}) for r in logged)
+    info = checkpoints.read_model_info(tmp_path / "a" / "best.safetensors")
+    assert info.task == "sample" and info.provenance["classes"] == ["a", "b"]
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-3,10,2") == [0, 1, 2, 3, 10]
+    for bad in ("a", "5-3", "-1", "1-"):
+        with pytest.raises(typer.BadParameter):
+            parse_seeds(bad)
+
+
+def test_sample_command(class_data, tmp_path):
+    cfg = TrainConfig(task="sample", data=[str(class_data)], model={**TINY_G, "image_size": 12}, disc=TINY_D, steps=1,
+                      batch=2, eval_every=1, eval_images=5)
+    torch.manual_seed(0)
+    (tmp_path / "run").mkdir()
+    Trainer(cfg, SampleTask(cfg, CPU, log=lambda m: None), tmp_path / "run", CPU, log=lambda m: None).run()
+    app = typer.Typer()
+
+    @app.callback()
+    def _main() -> None:
+        pass
+
+    register_sample(app)
+    runner, w = CliRunner(), ["sample", "--weights", str(tmp_path / "run" / "best.safetensors")]
+    r = runner.invoke(app, [*w, "--seeds", "3,5", "-o", str(tmp_path / "one") + "/", "--json", "--label", "b"])
+    assert r.exit_code == 0, r.stderr
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["seed"] for x in recs] == [3, 5] and all(x["label"] == "b" for x in recs)
+    im = Image.open(tmp_path / "one" / "seed0005.png")
+    assert im.size == (12, 12)  # the network's 16x16 cropped back to the data's 12x12
+    assert im.text["gancli:seed"] == "5" and im.text["gancli:label"] == "b" and "gancli:version" in im.text
+    r = runner.invoke(app, [*w, "-n", "8", "-o", str(tmp_path / "more") + "/", "--label", "b"])
+    assert r.exit_code == 0, r.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "more" / "seed0005.png")), np.asarray(im))
+    r = runner.invoke(app, [*w, "-n", "4", "-o", str(tmp_path / "grid.png"), "--zoom", "2"])
+    assert r.exit_code == 0 and Image.open(tmp_path / "grid.png").size == (2 * (24 + 4) + 4,) * 2
+    r = runner.invoke(app, [*w, "--interpolate", "1,2", "--steps", "5", "-o", str(tmp_path / "walk.gif")])
+    assert r.exit_code == 0, r.stderr
+    assert Image.open(tmp_path / "walk.gif").n_frames == 5
+    for args, msg in ((["--label", "c"], "not a class"), (["--seeds", "x"], "not a seed"),
+                      (["--interpolate", "1"], "two seeds"), (["-o", str(tmp_path / "g.txt")], "grid")):
+        r = runner.invoke(app, [*w, *args])
+        assert r.exit_code == 2 and msg in r.stderr, (args, r.stderr)
