@@ -608,12 +608,18 @@ def models(
     from gancli.checkpoints import read_model_info
 
     rows = []
-    for m in shipped.shipped_models():
+    try:
+        entries = shipped.shipped_models()
+    except shipped.ShippedModelError as e:
+        raise fail(str(e), EXIT_FAILED) from None
+    for m in entries:
         size = m.path.stat().st_size if m.path.exists() else None
         params = None
         if m.path.exists():
-            info = read_model_info(m.path)
-            params = info.provenance.get("parameters")
+            try:
+                params = read_model_info(m.path).provenance.get("parameters")
+            except ValueError as e:  # a damaged file is listed (and refused with this message when used)
+                console.warn(str(e))
         rows.append({"name": m.name, "task": m.task, "scale": m.scale, "default": m.default, "bytes": size,
                      "parameters": params, "description": m.description, "file": str(m.path)})
     if as_json:
@@ -626,7 +632,7 @@ def models(
     for r in rows:
         size = f"{r['bytes'] / 1e6:.2f} MB" if r["bytes"] else "missing"
         name = r["name"] + (" (default)" if r["default"] else "")
-        table.add_row(name, r["task"], f"x{r['scale']}", size, r["description"])
+        table.add_row(name, r["task"], f"x{r['scale']}" if r["task"] == "upscale" else "-", size, r["description"])
     Console().print(table)
 
 
