@@ -6,6 +6,7 @@ Exit codes: 0 all done; 1 some or all items failed (each named); 2 usage error; 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -785,6 +786,10 @@ def export(
     name: Annotated[str, typer.Option("--name", help="Model name shown by `gancli models`.")] = "",
     description: Annotated[str, typer.Option("--description", help="One-line description.")] = "",
     fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="Store weights as float16 (half the size).")] = True,
+    last: Annotated[
+        bool, typer.Option("--last", help="The EMA generator of the latest checkpoint instead of the best validation"
+                           " (for GAN runs, where the validation score is only a guide).")
+    ] = False,
 ) -> None:
     """Export the best EMA generator of a training run as a model file that `--weights` reads."""
     from gancli import checkpoints
@@ -798,7 +803,16 @@ def export(
 
     try:
         model, info = checkpoints.load_model(best)
-    except checkpoints.CheckpointError as e:
+        if last:
+            state = checkpoints.load_state(run / "last.safetensors")
+            checkpoints.load_state_strict(model, state["ema"], f"{run / 'last.safetensors'} EMA")
+            config = json.loads((run / "config.json").read_text())
+            provenance = info.provenance | {"steps": int(state["step"]), "val": None,
+                                            "cpu_hours": round(float(state["cpu_seconds"]) / 3600, 3),
+                                            "wall_hours": round(float(state["wall_seconds"]) / 3600, 3),
+                                            "config": config}
+            info = dataclasses.replace(info, provenance=provenance)
+    except (checkpoints.CheckpointError, OSError, KeyError, json.JSONDecodeError) as e:
         raise fail(str(e), EXIT_FAILED) from None
     output.parent.mkdir(parents=True, exist_ok=True)
     provenance = info.provenance | {"parameters": sum(p.numel() for p in model.parameters())}

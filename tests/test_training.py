@@ -293,3 +293,18 @@ def test_kill_9_never_corrupts_the_last_checkpoint(data_dir, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert not list(run.glob(".gancli-tmp-*"))  # stale temp files of killed saves are cleaned up
+
+
+def test_export_last_takes_the_latest_ema(data_dir, tmp_path):
+    run = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--data", str(data_dir), "--run", str(run), "--steps", "3", "--batch", "2",
+                                 "--patch", "8", "--scale", "2", "--model-config", '{"num_feat": 8, "num_conv": 1}',
+                                 "--eval-every", "1", "--val-count", "2", "--lr", "0.05"])
+    assert r.exit_code == 0, r.stderr
+    r = CliRunner().invoke(app, ["export", str(run), "-o", str(tmp_path / "last.safetensors"), "--last", "--fp32"])
+    assert r.exit_code == 0, r.stderr
+    model, info = checkpoints.load_model(tmp_path / "last.safetensors")
+    state = checkpoints.load_state(run / "last.safetensors")
+    assert info.provenance["steps"] == 3 and info.provenance["val"] is None
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state["ema"][k]), k
