@@ -19,7 +19,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from gancli import console, imageio
+from gancli import atomic, console, imageio
+
+# An existing output is checked by decoding it; it may be larger than any input (x4 of the largest default input is
+# 16 times --max-pixels' default), but not without bound: a bomb planted under an output name is still refused.
+OUTPUT_MAX_PIXELS = 16 * imageio.DEFAULT_MAX_PIXELS
 
 
 class UsageError(ValueError):
@@ -132,9 +136,9 @@ def plan_outputs(inputs: list[str], output: str | None, tag: str, fmt: str | Non
 
 
 def output_is_valid(path: str) -> bool:
-    """True when `path` exists and decodes completely (a truncated file from an earlier crash is not valid)."""
+    """True when `path` exists and is a complete image (a truncated file from an earlier crash is not valid)."""
     try:
-        imageio.load(path)
+        imageio.verify(path, max_pixels=OUTPUT_MAX_PIXELS)
         return True
     except (imageio.ImageReadError, OSError):
         return False
@@ -179,6 +183,9 @@ def run(items: list[Item], process: Process, *, skip_existing: bool, as_json: bo
 def _run(items: list[Item], process: Process, *, skip_existing: bool, as_json: bool,
          label: str) -> int:
     failed = 0
+    for folder in dict.fromkeys(str(Path(it.output).parent) for it in items if it.output != imageio.STDIO):
+        if Path(folder).is_dir():
+            atomic.remove_stale(folder)  # left by a run killed (-9) in the middle of a write
     with console.progress(len(items), label) as bar:
         for it in items:
             t0 = time.perf_counter()
@@ -190,7 +197,7 @@ def _run(items: list[Item], process: Process, *, skip_existing: bool, as_json: b
             if it.status != "skipped":
                 try:
                     if it.output != imageio.STDIO:
-                        Path(it.output).parent.mkdir(parents=True, exist_ok=True)
+                        _make_folder(Path(it.output).parent)
                     process(it, bar.part)
                     it.status = "ok"
                 except (imageio.ImageReadError, imageio.ImageWriteError, OSError, ValueError) as e:
@@ -202,7 +209,8 @@ def _run(items: list[Item], process: Process, *, skip_existing: bool, as_json: b
             it.seconds = round(time.perf_counter() - t0, 4)
             if it.status == "failed":
                 failed += 1
-                console.error(f"{it.input}: {it.error}" if not it.error.startswith(it.input) else it.error)
+                name = "stdin" if it.input == imageio.STDIO else it.input
+                console.error(it.error if it.error.startswith((it.input, name)) else f"{name}: {it.error}")
             elif not as_json and not console.is_tty():
                 console.info(f"{it.status} {it.input} -> {it.output} ({it.seconds:.2f} s)")
             if as_json:
@@ -215,6 +223,15 @@ def _run(items: list[Item], process: Process, *, skip_existing: bool, as_json: b
     if len(items) > 1 or failed:
         console.info(f"{done} done, {skipped} skipped, {failed} failed")
     return 1 if failed else 0
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise imageio.ImageWriteError(f"cannot create folder {folder}: a file is in the way") from None
+    except OSError as e:
+        raise imageio.ImageWriteError(f"cannot create folder {folder}: {e.strerror or e}") from None
 
 
 def _one_line(e: BaseException) -> str:

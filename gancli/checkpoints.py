@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from gancli import __version__
 from gancli.atomic import atomic_path
@@ -68,7 +70,7 @@ def _check_header(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{path}: not a safetensors file (header is not JSON)") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: not a safetensors file (header is not a JSON object)")
@@ -103,7 +105,7 @@ def _json_field(path: Path, meta: dict[str, str], key: str) -> Any:
         return json.loads(meta[key])
     except KeyError:
         raise CheckpointError(f"{path}: metadata has no {key!r}; not a gancli model file") from None
-    except json.JSONDecodeError:
+    except (TypeError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{path}: metadata {key!r} is not valid JSON") from None
 
 
@@ -180,19 +182,69 @@ def _model_info(path: Path, meta: dict[str, str]) -> ModelInfo:
 
 
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, ModelInfo]:
-    """Build the architecture a model file names and load its weights strictly. Returns (model in eval mode, info)."""
+    """Build the architecture a model file names and load its weights strictly. Returns (model in eval mode, info).
+
+    The metadata is not trusted: the architecture is first built on the meta device (no memory), stopped if it
+    registers far more tensors than the file holds, and compared with the file's tensors; only a model whose every
+    tensor the file provides is then built for real. So a config that asks for huge or endless layers is a clear
+    error, never gigabytes or a hang.
+    """
     from gancli.models import build
 
     path = Path(path)
     meta, tensors = _read_tensors(path)
     info = _model_info(path, meta)
-    try:
-        model = build(info.arch, info.config)
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{path}: {e}") from None
+    skeleton = _build_on_meta(path, info, len(tensors))
+    _check_state(skeleton.state_dict(), tensors, str(path))
+    model = build(info.arch, info.config)
     load_state_strict(model, tensors, source=str(path))
     model.eval().requires_grad_(False)
     return model.to(device), info
+
+
+class _SkipInitOnMeta(TorchFunctionMode):
+    """Skip shape-keeping initialisation on meta tensors: there is nothing to fill, and some (normal_) would
+    otherwise run PyTorch's Python reference kernels, which import torch._dynamo (seconds). (Spectral norm's power
+    iterations still do: loading a discriminator file costs that import, once; generators do not.)"""
+
+    SKIP = frozenset({"normal_", "uniform_", "trunc_normal_", "kaiming_normal_", "kaiming_uniform_", "xavier_normal_",
+                      "xavier_uniform_", "orthogonal_", "constant_", "zeros_", "ones_", "zero_", "fill_", "copy_",
+                      "mul_", "add_", "sub_", "div_", "clamp_"})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if (getattr(func, "__name__", "") in self.SKIP and args and isinstance(args[0], torch.Tensor)
+                and args[0].is_meta):
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def _build_on_meta(path: Path, info: ModelInfo, n_tensors: int) -> nn.Module:
+    from gancli.models import UnknownArchitectureError, build
+
+    limit = 2 * n_tensors + 16  # (module, name) pairs may exceed the final state dict a little (e.g. spectral norm)
+    registered: set[tuple[int, str]] = set()
+
+    def count(module: nn.Module, name: str, value) -> None:  # noqa: ARG001
+        registered.add((id(module), name))  # a name assigned again (spectral norm's power iterations) counts once
+        if len(registered) > limit:
+            raise CheckpointError(f"{path}: its config builds far more tensors than the file's {n_tensors}")
+
+    hooks = [nn.modules.module.register_module_parameter_registration_hook(count),
+             nn.modules.module.register_module_buffer_registration_hook(count)]
+    try:
+        with torch.device("meta"), _SkipInitOnMeta(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Initializing zero-element tensors is a no-op"
+            return build(info.arch, info.config)
+    except CheckpointError:
+        raise
+    except UnknownArchitectureError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a config can make a constructor fail in any way
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: cannot build {info.arch!r} from its config: {first}") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def load_state_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source: str = "checkpoint",
@@ -203,15 +255,32 @@ def load_state_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source
     (transfer learning, e.g. an x4 model's body into an x2 model); names must still match exactly.
     """
     expected = model.state_dict()
+    if allow_reshaped:
+        missing, unexpected, reshaped = _differences(expected, tensors)
+        if not (missing or unexpected):
+            if len(reshaped) == len(expected):
+                raise CheckpointError(f"{source}: no tensor has the shape the model needs; nothing to transfer")
+            model.load_state_dict({k: (expected[k] if k in reshaped else v) for k, v in tensors.items()},
+                                  strict=True)
+            return reshaped
+    _check_state(expected, tensors, source)
+    model.load_state_dict(tensors, strict=True)
+    return []
+
+
+def _differences(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]
+                 ) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, reshaped) key names of `tensors` against the state dict `expected`."""
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     reshaped = sorted(k for k in set(expected) & set(tensors) if tensors[k].shape != expected[k].shape)
+    return missing, unexpected, reshaped
+
+
+def _check_state(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Raise one readable CheckpointError listing every missing, unexpected and mis-shaped key, if any."""
+    missing, unexpected, reshaped = _differences(expected, tensors)
     shapes = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}" for k in reshaped]
-    if allow_reshaped and not (missing or unexpected):
-        if len(reshaped) == len(expected):
-            raise CheckpointError(f"{source}: no tensor has the shape the model needs; nothing to transfer")
-        model.load_state_dict({k: (expected[k] if k in reshaped else v) for k, v in tensors.items()}, strict=True)
-        return reshaped
     if missing or unexpected or shapes:
         lines = [f"{source}: weights do not match the architecture"]
         for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
@@ -219,8 +288,6 @@ def load_state_strict(model: nn.Module, tensors: dict[str, torch.Tensor], source
                 more = f" (+{len(items) - 8} more)" if len(items) > 8 else ""
                 lines.append(f"  {title}: {', '.join(items[:8])}{more}")
         raise CheckpointError("\n".join(lines))
-    model.load_state_dict(tensors, strict=True)
-    return []
 
 
 def blend_models(model: nn.Module, other: nn.Module, t: float) -> None:

@@ -8,7 +8,10 @@ on read and through the small 16-bit writers at the end of this module on write.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import math
+import os
 import struct
 import sys
 import warnings
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from gancli.atomic import atomic_path
 
@@ -27,7 +30,15 @@ FORMAT_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WE
                     ".bmp": "BMP"}
 STDIO = "-"
 DEFAULT_MAX_PIXELS = 200_000_000  # refuse decompression bombs; --max-pixels raises it
+MAX_BYTES_PER_PIXEL = 16  # an image file of N pixels is smaller than N * this (+ metadata); bigger ones are refused
+MAX_METADATA_BYTES = 64 * 1024 * 1024
+MAX_DPI = 1e6  # larger (or non-finite, or non-positive) resolutions are dropped: no format or device has them
 _ORIENTATION = 0x0112
+# TIFF tags that describe how a file stores its pixels (size, bits, compression, photometric, strips, tiles, ...).
+# Pillow's getexif() of a TIFF returns them with the descriptive tags; carried into an output they would describe
+# the input's layout and make a TIFF output undecodable, so they are never part of the carried EXIF.
+_LAYOUT_TAGS = (256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 330, 338, 339,
+                347, 530, 531, 532, 34675)
 PNG_LEVEL = 3  # zlib level: 2.7x faster than Pillow's default 6 on a 2048x2048 photo, files ~9 % larger
 
 
@@ -74,12 +85,28 @@ class Picture:
 # ------------------------------------------------------------------------------------------------------- reading
 
 
-def read_bytes(src: str | Path) -> bytes:
-    """The raw bytes of a file, or of stdin for '-'."""
-    if str(src) == STDIO:
-        return sys.stdin.buffer.read()
+def read_bytes(src: str | Path, max_pixels: int | None = None) -> bytes:
+    """The raw bytes of a file, or of stdin for '-'.
+
+    With max_pixels, more bytes than any image of that many pixels can take are refused before they are read (a
+    huge non-image file, or an endless pipe, never fills the memory).
+    """
+    limit = None if max_pixels is None else max_pixels * MAX_BYTES_PER_PIXEL + MAX_METADATA_BYTES
+    too_big = f"{src}: more than {limit} bytes, too many for an image of at most {max_pixels} pixels (raise" \
+              " --max-pixels)"
+    if str(src) == STDIO:  # in chunks: read(limit) would allocate the whole limit up front
+        chunks, total = [], 0
+        while chunk := sys.stdin.buffer.read(1 << 20):
+            chunks.append(chunk)
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise ImageReadError(too_big.replace("-:", "stdin:", 1))
+        return b"".join(chunks)
     try:
-        return Path(src).read_bytes()
+        with open(src, "rb") as f:
+            if limit is not None and os.fstat(f.fileno()).st_size > limit:
+                raise ImageReadError(too_big)
+            return f.read()
     except IsADirectoryError:
         raise ImageReadError(f"{src}: is a folder, not an image") from None
     except OSError as e:
@@ -91,13 +118,16 @@ def load(src: str | Path, data: bytes | None = None, max_pixels: int = DEFAULT_M
 
     Every mode Pillow reads comes out as gray or RGB (+ alpha), 8 or 16 bits per channel:
     1/L/P/CMYK/YCbCr/LAB -> 8-bit; I;16 and 16-bit PNG/TIFF -> 16-bit; P with transparency -> RGBA.
+    Any broken file raises ImageReadError (one line); damaged metadata (EXIF, DPI) is dropped with a note, and the
+    decoders' warnings become notes too, so nothing but the caller writes to stderr.
     """
     name = "stdin" if str(src) == STDIO else str(src)
     if data is None:
-        data = read_bytes(src)
+        data = read_bytes(src, max_pixels)
     if not data:
         raise ImageReadError(f"{name}: empty file")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         old_limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = max_pixels
@@ -122,20 +152,37 @@ def load(src: str | Path, data: bytes | None = None, max_pixels: int = DEFAULT_M
             raise ImageReadError(f"{name}: not a readable image ({msg})") from None
         finally:
             Image.MAX_IMAGE_PIXELS = old_limit
-    pic.notes = notes + pic.notes
+    decoder_notes = list(dict.fromkeys(f"{name}: {str(w.message).strip().splitlines()[0]}" for w in caught))
+    pic.notes = notes + pic.notes + decoder_notes[:3]
     return pic
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the 12 bytes every complete PNG ends with
+
+
+def verify(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raise ImageReadError unless the file is complete: it decodes, and a PNG also passes its chunk checksums and
+    ends with its IEND chunk (Pillow decodes a PNG cut inside its last checksum or IEND, other decoders refuse it)."""
+    data = read_bytes(path, max_pixels)
+    load(path, data=data, max_pixels=max_pixels)
+    if data.startswith(_PNG_SIGNATURE):
+        if not data.endswith(_PNG_IEND):
+            raise ImageReadError(f"{path}: truncated PNG (it does not end with an IEND chunk)")
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.verify()  # every chunk's CRC
+        except Exception as e:  # noqa: BLE001 - Pillow raises SyntaxError, OSError, ... here
+            raise ImageReadError(f"{path}: damaged PNG ({_first_line(e)})") from None
+
+
 def _decode(im: Image.Image, data: bytes, name: str) -> Picture:
-    exif = im.getexif()
-    orientation = exif.get(_ORIENTATION, 1)
-    if _ORIENTATION in exif:
-        exif[_ORIENTATION] = 1
-    exif_bytes = exif.tobytes() if len(exif) else None
+    im.load()  # every pixel first: a truncated or corrupt stream fails here, whatever the metadata
+    notes: list[str] = []
+    orientation, exif_bytes = _read_exif(im, name, notes)
     icc = im.info.get("icc_profile") or None
-    dpi = im.info.get("dpi")
+    dpi = _plausible_dpi(im.info.get("dpi"), name, notes)
     fmt = im.format or ""
-    notes = []
     if im.mode == "CMYK":
         im, icc = _cmyk_to_rgb(im, icc)
         notes.append(f"{name}: CMYK converted to RGB" + (" through its ICC profile (output tagged sRGB)" if icc
@@ -146,8 +193,65 @@ def _decode(im: Image.Image, data: bytes, name: str) -> Picture:
         pixels, alpha = _decode_pillow(im)
     pixels, alpha = _orient(pixels, orientation), (None if alpha is None else _orient(alpha, orientation))
     return Picture(np.ascontiguousarray(pixels), None if alpha is None else np.ascontiguousarray(alpha),
-                   icc_profile=icc, exif=exif_bytes, dpi=tuple(float(v) for v in dpi) if dpi else None,
-                   source_format=fmt, notes=notes)
+                   icc_profile=icc, exif=exif_bytes, dpi=dpi, source_format=fmt, notes=notes)
+
+
+def _read_exif(im: Image.Image, name: str, notes: list[str]) -> tuple[int, bytes | None]:
+    """(orientation 1-8, EXIF bytes with the orientation reset to 1); unreadable EXIF is dropped with a note."""
+    try:
+        exif = im.getexif()
+        orientation = exif.get(_ORIENTATION, 1)
+        if _ORIENTATION in exif:
+            exif[_ORIENTATION] = 1
+        for tag in _LAYOUT_TAGS:
+            if tag in exif:
+                del exif[tag]
+        exif_bytes = exif.tobytes() if len(exif) else None
+    except Exception as e:  # noqa: BLE001 - Pillow's EXIF parser raises many types on damaged blocks
+        notes.append(f"{name}: EXIF is damaged ({_first_line(e)}): dropped, orientation not applied")
+        return 1, None
+    if not isinstance(orientation, int) or not 1 <= orientation <= 8:
+        notes.append(f"{name}: EXIF orientation {orientation!r} is not 1-8: ignored")
+        orientation = 1
+    return orientation, exif_bytes
+
+
+def _plausible_dpi(dpi, name: str, notes: list[str]) -> tuple[float, float] | None:
+    """The (x, y) resolution when both are finite, positive and at most MAX_DPI; else None (with a note)."""
+    if not dpi:
+        return None
+    try:
+        x, y = (float(v) for v in dpi)
+    except (TypeError, ValueError):
+        x = y = math.nan
+    if all(math.isfinite(v) and 0 < v <= MAX_DPI for v in (x, y)):
+        return x, y
+    if any(v != 0 for v in (x, y)):
+        notes.append(f"{name}: resolution {dpi!r} dpi is not plausible: dropped")
+    return None
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+@contextlib.contextmanager
+def _c_stderr_silenced():
+    """Send file descriptor 2 to /dev/null: C libraries (libpng) print their own errors, which we report as one
+    line. Python's sys.stderr is flushed first and restored after."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
@@ -215,7 +319,9 @@ def _is_16bit_color(im: Image.Image, data: bytes) -> bool:
 def _decode_16bit_color(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     import cv2  # only for 16-bit color, which Pillow cannot hold
 
-    a = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a failure is our one ImageReadError line
+    with _c_stderr_silenced():
+        a = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if a is None:
         raise ImageReadError(f"{name}: not a readable 16-bit image")
     if a.dtype != np.uint16:
@@ -254,12 +360,30 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def probe_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) as displayed (EXIF orientation applied), from the header only: nothing is decoded."""
+    """(width, height) as displayed (EXIF orientation applied), from the header only (but Pillow reads a PNG's EXIF
+    only after its pixels, so a PNG is decoded, and a truncated one fails here)."""
     with Image.open(path) as im:
         w, h = im.size
-        if im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8):
+        if im.format == "PNG":
+            im.load()
+        if _exif_orientation(im) in (5, 6, 7, 8):
             w, h = h, w
         return w, h
+
+
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}  # what ImageOps.exif_transpose does for each orientation
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation 1-8 of an opened (for PNG: loaded) image; 1 when it has none, or it is damaged or absurd
+    (the pixels are fine: the image is used as stored)."""
+    try:
+        orientation = im.getexif().get(_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - Pillow's EXIF parser raises many types on damaged blocks
+        return 1
+    return orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
 
 
 def jpeg_roundtrip(arr: np.ndarray, quality: int) -> np.ndarray:
@@ -287,8 +411,11 @@ def read_rgb_array(path: str | Path, halve_above: int = 0, max_short_side: int =
     max_short_side > 0: downscale (Lanczos) so the shorter side is at most that (whole scenes in a patch).
     """
     with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
+        im.load()  # every pixel first: a truncated file fails here, whatever its EXIF
+        orientation = _exif_orientation(im)
         im = im.convert("RGB")
+        if orientation in _TRANSPOSE:
+            im = im.transpose(_TRANSPOSE[orientation])
         size = training_size(im.width, im.height, halve_above, max_short_side)
         if size != im.size:
             im = im.resize(size, Image.Resampling.LANCZOS)
@@ -350,6 +477,8 @@ def write(pic: Picture, fp: BinaryIO, fmt: str, quality: int = 95, strip_metadat
         a = alpha.astype(np.float32)[..., None] / 255.0
         pixels = (pixels.astype(np.float32) * a + 255.0 * (1 - a) + 0.5).astype(np.uint8)
         alpha = None
+    if fmt == "BMP" and alpha is not None and pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)  # BMP has no gray + alpha mode: written as RGBA
     if fmt == "BMP" and (icc or exif):
         notes.append("BMP cannot hold ICC profiles or EXIF: metadata dropped")
     if pixels.dtype == np.uint16 and fmt in ("PNG", "TIFF") and not (pixels.shape[2] == 1 and alpha is None):

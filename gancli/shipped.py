@@ -50,8 +50,11 @@ def shipped_models() -> tuple[ShippedModel, ...]:
     manifest = weights_dir() / "manifest.json"
     if not manifest.exists():
         return ()
-    entries = json.loads(manifest.read_text())["models"]
-    return tuple(ShippedModel(**e) for e in entries)
+    try:
+        entries = json.loads(manifest.read_text())["models"]
+        return tuple(ShippedModel(**e) for e in entries)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, KeyError, TypeError) as e:
+        raise ShippedModelError(f"{manifest} is damaged ({type(e).__name__}: {e}); reinstall gancli") from None
 
 
 def find(name: str | None, task: str, scale: int | None = None) -> ShippedModel:
