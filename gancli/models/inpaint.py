@@ -103,7 +103,8 @@ class InpaintNet(nn.Module):
     def forward(self, image: torch.Tensor, mask: torch.Tensor, raw: bool = False) -> torch.Tensor:
         h, w = image.shape[-2:]
         k = 2**self.config.num_down
-        ph, pw = (-h) % k, (-w) % k
+        # Pad to a multiple of 2**num_down, and to at least two pixels at the bottom (reflect padding needs them).
+        ph, pw = max(2 * k, h + (-h) % k) - h, max(2 * k, w + (-w) % k) - w
         known = image * (1 - mask)
         x = torch.cat([known - 0.5 * (1 - mask), mask], dim=1)  # known pixels centred on 0, the hole at exactly 0
         if ph or pw:

@@ -143,6 +143,8 @@ class _BatchDataset(torch.utils.data.Dataset):
         p, out, failed = self.patch, np.empty((self.batch, self.patch, self.patch, 3), np.uint8), []
         j = 0
         while j < self.batch:
+            if len(failed) > 20 + 4 * len(self.files):  # every file broke since the scan: stop, do not spin
+                raise RuntimeError(f"no usable training image: {len(failed)} reads failed in a row ({failed[0]})")
             f = self.files[rng.choice(len(self.files), p=self.weights)]
             try:
                 img = imageio.read_rgb_array(f, self.halve_above, self.max_short_side)
