@@ -159,17 +159,33 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 Process = Callable[[Item, Callable[[int, int], None]], None]  # process(item, report_part(done, total))
 
 
-def run(items: list[Item], process: Process, *, skip_existing: bool, as_json: bool,
+@dataclass
+class Stages:
+    """An item's work in three parts, so that they overlap across items: while the model computes item i, a
+    background thread decodes item i+1 and another encodes and writes item i-1 (decoding and encoding release the
+    GIL in their C libraries). At most three items' images are in memory at once, whatever the batch size."""
+
+    load: Callable[[Item], object]
+    compute: Callable[[Item, object, Callable[[int, int], None]], object]
+    save: Callable[[Item, object], None]
+
+
+def run(items: list[Item], process: Process | Stages, *, skip_existing: bool, as_json: bool,
         label: str) -> int:
-    """Run `process(item, report_part)` on each item and report each one.
+    """Run `process(item, report_part)` (or the pipelined `Stages`) on each item and report each one, in order.
 
     Returns the exit code: 0 when all are ok or skipped, 1 when any failed.
 
     Ctrl-C or SIGTERM stops after cleaning up the item in progress (no partial output) and returns 130 / 143.
     """
+    if isinstance(process, Stages):
+        stages = process
+    else:
+        stages = Stages(load=lambda it: None, compute=lambda it, _, part: process(it, part),
+                        save=lambda it, _: None)
     old = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return _run(items, process, skip_existing=skip_existing, as_json=as_json, label=label)
+        return _run(items, stages, skip_existing=skip_existing, as_json=as_json, label=label)
     except KeyboardInterrupt:
         console.error("interrupted; finished outputs are complete, rerun with --skip-existing to continue")
         return 130
@@ -180,49 +196,123 @@ def run(items: list[Item], process: Process, *, skip_existing: bool, as_json: bo
         signal.signal(signal.SIGTERM, old)
 
 
-def _run(items: list[Item], process: Process, *, skip_existing: bool, as_json: bool,
-         label: str) -> int:
+def _run(items: list[Item], stages: Stages, *, skip_existing: bool, as_json: bool, label: str) -> int:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     failed = 0
     for folder in dict.fromkeys(str(Path(it.output).parent) for it in items if it.output != imageio.STDIO):
         if Path(folder).is_dir():
             atomic.remove_stale(folder)  # left by a run killed (-9) in the middle of a write
-    with console.progress(len(items), label) as bar:
-        for it in items:
-            t0 = time.perf_counter()
-            if skip_existing and it.output != imageio.STDIO and Path(it.output).exists():
-                if output_is_valid(it.output):
-                    it.status = "skipped"
-                else:
-                    console.warn(f"{it.output} exists but does not decode: redoing it")
-            if it.status != "skipped":
-                try:
-                    if it.output != imageio.STDIO:
-                        _make_folder(Path(it.output).parent)
-                    process(it, bar.part)
-                    it.status = "ok"
-                except (imageio.ImageReadError, imageio.ImageWriteError, OSError, ValueError) as e:
-                    it.status, it.error = "failed", _one_line(e)
-                except MemoryError:
-                    it.status, it.error = "failed", "out of memory (try a smaller --tile)"
-                except Exception as e:  # noqa: BLE001 - an unforeseen error fails this item, not the whole batch
-                    it.status, it.error = "failed", f"{type(e).__name__}: {_one_line(e)}"
-            it.seconds = round(time.perf_counter() - t0, 4)
-            if it.status == "failed":
-                failed += 1
-                name = "stdin" if it.input == imageio.STDIO else it.input
-                console.error(it.error if it.error.startswith((it.input, name)) else f"{name}: {it.error}")
-            elif not as_json and not console.is_tty():
-                console.info(f"{it.status} {it.input} -> {it.output} ({it.seconds:.2f} s)")
-            if as_json:
-                record = {k: v for k, v in asdict(it).items() if k != "extra"} | it.extra
-                sys.stdout.write(json.dumps(record) + "\n")
-                sys.stdout.flush()
-            bar.advance()
+    loader = ThreadPoolExecutor(1, thread_name_prefix="gancli-decode")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="gancli-encode")
+    starts: dict[int, float] = {}
+
+    def prepare(it: Item) -> Future | None:
+        """Decide whether the item is skipped; if not, start decoding it in the background."""
+        starts[id(it)] = time.perf_counter()
+        if skip_existing and it.output != imageio.STDIO and Path(it.output).exists():
+            if output_is_valid(it.output):
+                it.status = "skipped"
+                return None
+            console.warn(f"{it.output} exists but does not decode: redoing it")
+        return loader.submit(_guarded, _load_one, stages, it)
+
+    pending: tuple[Item, Future] | None = None  # the item being written in the background
+
+    def finish_pending() -> None:
+        nonlocal pending
+        if pending is not None:
+            it, fut = pending
+            pending = None
+            _settle(it, fut.result())
+            report(it)
+
+    def report(it: Item) -> None:
+        nonlocal failed
+        it.seconds = round(time.perf_counter() - starts[id(it)], 4)
+        if it.status == "failed":
+            failed += 1
+            name = "stdin" if it.input == imageio.STDIO else it.input
+            console.error(it.error if it.error.startswith((it.input, name)) else f"{name}: {it.error}")
+        elif not as_json and not console.is_tty():
+            console.info(f"{it.status} {it.input} -> {it.output} ({it.seconds:.2f} s)")
+        if as_json:
+            record = {k: v for k, v in asdict(it).items() if k != "extra"} | it.extra
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
+        bar.advance()
+
+    try:
+        with console.progress(len(items), label) as bar:
+            nxt = prepare(items[0]) if items else None
+            for k, it in enumerate(items):
+                fut = nxt
+                if fut is None:  # skipped
+                    nxt = prepare(items[k + 1]) if k + 1 < len(items) else None
+                    finish_pending()
+                    report(it)
+                    continue
+                data = _settle(it, fut.result())
+                nxt = prepare(items[k + 1]) if k + 1 < len(items) else None  # decode the next one meanwhile
+                if it.status == "failed":
+                    finish_pending()
+                    report(it)
+                    continue
+                outcome = _guarded(stages.compute, it, data, bar.part)
+                del data
+                result = _settle(it, outcome)
+                finish_pending()  # at most one write in flight: memory stays bounded
+                if it.status == "failed":
+                    report(it)
+                    continue
+                pending = (it, writer.submit(_guarded, _save_one, stages, it, result))
+                del result
+            finish_pending()
+    finally:
+        loader.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True)  # a write in progress completes (or fails) atomically before we return
     done = sum(it.status == "ok" for it in items)
     skipped = sum(it.status == "skipped" for it in items)
     if len(items) > 1 or failed:
         console.info(f"{done} done, {skipped} skipped, {failed} failed")
     return 1 if failed else 0
+
+
+def _load_one(stages: Stages, it: Item) -> object:
+    if it.output != imageio.STDIO:
+        _make_folder(Path(it.output).parent)
+    return stages.load(it)
+
+
+def _save_one(stages: Stages, it: Item, result: object) -> None:
+    stages.save(it, result)
+    it.status = "ok"
+
+
+_FAILED = object()
+
+
+def _guarded(fn, *args) -> tuple[object, BaseException | None]:
+    """fn(*args) -> (value, None), or (_FAILED, the exception) for an error that fails one item only."""
+    try:
+        return fn(*args), None
+    except (KeyboardInterrupt, Interrupted):
+        raise
+    except Exception as e:  # noqa: BLE001 - sorted into a one-line item error by _settle (MemoryError included)
+        return _FAILED, e
+
+
+def _settle(it: Item, outcome: tuple[object, BaseException | None]) -> object:
+    value, e = outcome
+    if e is not None:
+        it.status = "failed"
+        if isinstance(e, MemoryError):
+            it.error = "out of memory (try a smaller --tile)"
+        elif isinstance(e, (imageio.ImageReadError, imageio.ImageWriteError, OSError, ValueError)):
+            it.error = _one_line(e)
+        else:
+            it.error = f"{type(e).__name__}: {_one_line(e)}"
+    return value
 
 
 def _make_folder(folder: Path) -> None:

@@ -191,10 +191,13 @@ def upscale(
     except batch.UsageError as e:
         raise fail(str(e)) from None
 
-    def process(it: batch.Item, report_part) -> None:
+    def load(it: batch.Item) -> imageio.Picture:
         pic = imageio.load(it.input, max_pixels=max_pixels)
         for note in pic.notes:
             console.warn(note)
+        return pic
+
+    def compute(it: batch.Item, pic: imageio.Picture, report_part) -> imageio.Picture:
         w, h = pic.size
         it.in_size = [w, h]
         it.extra["mode"] = pic.mode  # e.g. "RGBA 16-bit": what was read, and so what is written
@@ -204,12 +207,12 @@ def upscale(
         if target != out.size:
             out = imageio.resize(out, target)
         it.out_size = list(out.size)
-        for note in imageio.save(out, it.output, out_fmt, quality, strip_metadata):
-            console.warn(f"{it.output}: {note}")
+        return out
 
     for it in items:
         it.extra = {"model": model_name, "device": str(dev)}
-    code = batch.run(items, process, skip_existing=skip_existing, as_json=as_json, label="upscale")
+    stages = batch.Stages(load, compute, lambda it, out: _save(it, out, out_fmt, quality, strip_metadata))
+    code = batch.run(items, stages, skip_existing=skip_existing, as_json=as_json, label="upscale")
     raise typer.Exit(code)
 
 
@@ -328,10 +331,13 @@ def inpaint(
     net = net.to(dtype=dtype, memory_format=torch.channels_last)
     source_of = {id(it): src for it, src in zip(items, mask_sources, strict=True)}
 
-    def process(it: batch.Item, report_part) -> None:
+    def load(it: batch.Item) -> imageio.Picture:
         pic = imageio.load(it.input, max_pixels=max_pixels)
         for note in pic.notes:
             console.warn(note)
+        return pic
+
+    def compute(it: batch.Item, pic: imageio.Picture, report_part) -> imageio.Picture:
         src = source_of[id(it)]
         hole = src.load(pic)
         it.in_size = [pic.size[0], pic.size[1]]
@@ -343,12 +349,12 @@ def inpaint(
             out = inpaint_picture(net, pic, hole, device=dev, dtype=dtype, work_size=work_size,
                                   opaque_hole=mask_from_alpha, on_window=report_part)
         it.out_size = list(out.size)
-        for note in imageio.save(out, it.output, out_fmt, quality, strip_metadata):
-            console.warn(f"{it.output}: {note}")
+        return out
 
     for it in items:
         it.extra = {"model": model_name, "device": str(dev)}
-    code = batch.run(items, process, skip_existing=skip_existing, as_json=as_json, label="inpaint")
+    stages = batch.Stages(load, compute, lambda it, out: _save(it, out, out_fmt, quality, strip_metadata))
+    code = batch.run(items, stages, skip_existing=skip_existing, as_json=as_json, label="inpaint")
     raise typer.Exit(code)
 
 
@@ -584,6 +590,13 @@ if _has_shipped("inpaint"):
     register_inpaint(app)
 if _has_shipped("sample"):
     register_sample(app)
+
+
+def _save(it, pic, fmt: str | None, quality: int, strip_metadata: bool) -> None:
+    from gancli import imageio
+
+    for note in imageio.save(pic, it.output, fmt, quality, strip_metadata):
+        console.warn(f"{it.output}: {note}")
 
 
 def _target_size(w: int, h: int, scale: int, outscale: float | None, width: int | None,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tracemalloc
 import weakref
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -67,23 +68,27 @@ def test_a_10000_file_folder_is_streamed(tmp_path):
 
 
 def test_decoded_images_never_outlive_their_item(tmp_path, sr_weights, monkeypatch):
-    """Through the real command: when item k is loaded, the pixels of items 0..k-1 (read and upscaled) are gone."""
+    """Through the real command, pipelined (item k+1 decodes while k computes and k-1 is written): when item k+1 is
+    loaded, the pixels of items 0..k-2 (read and upscaled) are gone, so memory holds at most three items' images."""
     d = tmp_path / "in"
     d.mkdir()
     for i in range(8):
         Image.fromarray(gradient_rgb(24, 24, seed=i)).save(d / f"{i}.png")
-    alive: list[weakref.ref] = []
+    alive: list[tuple[int, weakref.ref]] = []
     real_load, real_upscale = imageio.load, upscale_task.upscale_picture
 
-    def load(*args, **kwargs):  # no gc.collect(): freed by reference counting, at once, or it is a leak
-        assert not [r for r in alive if r() is not None], "an earlier item's pixels are still held"
-        pic = real_load(*args, **kwargs)
-        alive.append(weakref.ref(pic.pixels))
+    def load(path, *args, **kwargs):  # no gc.collect(): freed by reference counting, at once, or it is a leak
+        k = int(Path(path).stem)
+        held = sorted({i for i, r in alive if r() is not None})
+        assert all(i >= k - 2 for i in held), f"loading item {k}: pixels of items {held} are still held"
+        pic = real_load(path, *args, **kwargs)
+        alive.append((k, weakref.ref(pic.pixels)))
         return pic
 
-    def upscale(*args, **kwargs):
-        out = real_upscale(*args, **kwargs)
-        alive.append(weakref.ref(out.pixels))
+    def upscale(model, pic, *args, **kwargs):
+        k = next(i for i, r in alive if r() is pic.pixels)
+        out = real_upscale(model, pic, *args, **kwargs)
+        alive.append((k, weakref.ref(out.pixels)))
         return out
 
     monkeypatch.setattr(imageio, "load", load)
@@ -92,7 +97,8 @@ def test_decoded_images_never_outlive_their_item(tmp_path, sr_weights, monkeypat
                                  *ONE_THREAD])
     assert r.exit_code == 0, r.stderr
     assert len(alive) == 16
-    tally("decoded images held at once (8-image batch, weakrefs)", "one item's at a time")
+    tally("decoded images held at once (8-image batch, weakrefs)",
+          "at most three items' (decoding k+1, computing k, writing k-1)")
 
 
 def test_a_large_image_is_tiled_within_its_memory_bound(monkeypatch):
