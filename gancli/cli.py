@@ -166,6 +166,9 @@ def upscale(
             if denoise is not None:
                 raise ValueError("--denoise works with shipped photo models (it blends two of them), not --weights")
         else:
+            if scale is None and model is None and outscale is not None and outscale <= 2 and any(
+                    m.task == "upscale" and m.scale == 2 for m in shipped.shipped_models()):
+                scale = 2  # an x2 model is enough (and 4 times cheaper) for a final factor up to 2
             entry = shipped.find(model, "upscale", scale)
             net, info = checkpoints.load_model(shipped.verify(entry), dev)
             model_name = entry.name

@@ -61,12 +61,13 @@ def fake_shipped(tmp_path, monkeypatch):
     d = tmp_path / "weights"
     d.mkdir()
     entries = []
-    for name, seed, partner in (("photo", 1, "fidelity"), ("fidelity", 2, None), ("lone", 3, None)):
-        checkpoints.save_model(tiny_sr(seed=seed), d / f"{name}.safetensors", task="upscale", name=name,
+    for name, seed, partner in (("photo", 1, "fidelity"), ("fidelity", 2, None), ("lone", 3, None), ("two", 4, None)):
+        scale = 2 if name == "two" else 4
+        checkpoints.save_model(tiny_sr(scale, seed=seed), d / f"{name}.safetensors", task="upscale", name=name,
                                description="", provenance={})
-        entry = {"name": name, "file": f"{name}.safetensors", "task": "upscale", "scale": 4, "description": "",
+        entry = {"name": name, "file": f"{name}.safetensors", "task": "upscale", "scale": scale, "description": "",
                  "sha256": hashlib.sha256((d / f"{name}.safetensors").read_bytes()).hexdigest(),
-                 "default": name == "photo"}
+                 "default": name in ("photo", "two")}
         entries.append(entry | ({"denoise_partner": partner} if partner else {}))
     (d / "manifest.json").write_text(json.dumps({"models": entries}))
     monkeypatch.setattr(shipped, "weights_dir", lambda: d)
@@ -116,3 +117,21 @@ def test_blending_refuses_different_architectures():
 
     with pytest.raises(checkpoints.CheckpointError, match="different architectures"):
         checkpoints.blend_models(tiny_sr(4), tiny_sr(2), 0.5)
+
+
+def test_scale_picks_the_native_model_and_small_outscales_use_x2(fake_shipped, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from gancli.cli import app
+    from tests.conftest import gradient_rgb
+
+    Image.fromarray(gradient_rgb(24, 20)).save(tmp_path / "in.png")
+    runner = CliRunner()
+    for opts, model, size in (([], "photo", [80, 96]), (["--scale", "2"], "two", [40, 48]),
+                              (["--outscale", "1.5"], "two", [30, 36]), (["--outscale", "3"], "photo", [60, 72])):
+        r = runner.invoke(app, ["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--json", *opts])
+        assert r.exit_code == 0, r.stderr
+        rec = json.loads(r.stdout)
+        assert (rec["model"], rec["out_size"]) == (model, size), opts
