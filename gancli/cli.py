@@ -53,14 +53,34 @@ def _main(
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="CPU threads (0: every core).")]
+# Options shared by the commands that map images to images (upscale, inpaint).
+InputsArg = Annotated[
+    list[str], typer.Argument(help="Image files, folders, globs, or - for stdin.", show_default=False)
+]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Shipped model name (see `gancli models`).")]
+WeightsOpt = Annotated[
+    Path | None, typer.Option("--weights", help="A model file (.safetensors) instead of a shipped model.")
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", help="Output format for folder outputs: png, jpg, webp, tif, bmp (default: as the input;"
+                 " stdout: png)."),
+]
+QualityOpt = Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality (WebP 100 = lossless).")]
+StripOpt = Annotated[bool, typer.Option("--strip-metadata", help="Do not carry EXIF and ICC profile to the output.")]
+SkipOpt = Annotated[bool, typer.Option("--skip-existing", help="Skip items whose output exists and decodes.")]
+RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in sub-folders too.")]
+MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this.")]
+PrecisionOpt = Annotated[
+    str, typer.Option("--precision", help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, fp16, bf16.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON record per item on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings on stderr.")]
 
 
 @app.command()
 def upscale(
-    inputs: Annotated[
-        list[str],
-        typer.Argument(help="Image files, folders, globs, or - for stdin.", show_default=False),
-    ],
+    inputs: InputsArg,
     output: Annotated[
         str | None,
         typer.Option(
@@ -82,26 +102,11 @@ def upscale(
         typer.Option("--width", min=1, help="Final width (height follows the aspect ratio unless given)."),
     ] = None,
     height: Annotated[int | None, typer.Option("--height", min=1, help="Final height.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Shipped model name (see `gancli models`).")] = None,
-    weights: Annotated[
-        Path | None,
-        typer.Option("--weights", help="A model file (.safetensors) instead of a shipped model."),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="Output format for folder outputs: png, jpg, webp, tif, bmp (default: as the input; stdout: png).",
-        ),
-    ] = None,
-    quality: Annotated[
-        int,
-        typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality (WebP 100 = lossless)."),
-    ] = 95,
-    strip_metadata: Annotated[
-        bool,
-        typer.Option("--strip-metadata", help="Do not carry EXIF and ICC profile to the output."),
-    ] = False,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    fmt: FormatOpt = None,
+    quality: QualityOpt = 95,
+    strip_metadata: StripOpt = False,
     denoise: Annotated[
         float | None,
         typer.Option("--denoise", min=0, max=1, help="Photo models: how much noise and JPEG damage to remove,"
@@ -112,24 +117,14 @@ def upscale(
     color_fix: Annotated[
         bool, typer.Option("--color-fix", help="Keep the input's low-frequency colors (removes color casts).")
     ] = False,
-    skip_existing: Annotated[
-        bool,
-        typer.Option("--skip-existing", help="Skip items whose output exists and decodes."),
-    ] = False,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in sub-folders too.")] = False,
-    max_pixels: Annotated[
-        int,
-        typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this."),
-    ] = 200_000_000,
+    skip_existing: SkipOpt = False,
+    recursive: RecursiveOpt = False,
+    max_pixels: MaxPixelsOpt = 200_000_000,
     device: DeviceOpt = "auto",
-    precision: Annotated[
-        str,
-        typer.Option("--precision", help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, fp16, bf16."),
-    ] = "auto",
+    precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON record per item on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings on stderr.")] = False,
-) -> None:
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,) -> None:
     """Upscale images with a super-resolution model (x4 by default).
 
     Exit codes: 0 all done or skipped; 1 some failed (named; the rest still run); 2 usage error.
@@ -158,28 +153,20 @@ def upscale(
         dev = devices.pick_device(device)
         dtype = devices.pick_dtype(dev, precision)
         devices.set_threads(threads)
-        if weights is not None:
-            net, info = checkpoints.load_model(weights, dev)
-            model_name = info.name or weights.name
-            if scale is not None and info.scale != scale:
-                raise ValueError(f"{weights} upscales x{info.scale}, not x{scale}")
-            if denoise is not None:
-                raise ValueError("--denoise works with shipped photo models (it blends two of them), not --weights")
-        else:
-            if scale is None and model is None and outscale is not None and outscale <= 2 and any(
-                    m.task == "upscale" and m.scale == 2 for m in shipped.shipped_models()):
-                scale = 2  # an x2 model is enough (and 4 times cheaper) for a final factor up to 2
-            entry = shipped.find(model, "upscale", scale)
-            net, info = checkpoints.load_model(shipped.verify(entry), dev)
-            model_name = entry.name
-            if denoise is not None:
-                if not entry.denoise_partner:
-                    raise ValueError(f"model {entry.name} has no --denoise control (photo models have it)")
-                other, _ = checkpoints.load_model(shipped.verify(shipped.find(entry.denoise_partner, "upscale")), dev)
-                checkpoints.blend_models(net, other, denoise)
-                model_name = f"{entry.name} (denoise {denoise:g})"
-        if info.task != "upscale":
-            raise ValueError(f"model {model_name} is a {info.task!r} model, not an upscale model")
+        if weights is not None and denoise is not None:
+            raise ValueError("--denoise works with shipped photo models (it blends two of them), not --weights")
+        if weights is None and scale is None and model is None and outscale is not None and outscale <= 2 and any(
+                m.task == "upscale" and m.scale == 2 for m in shipped.shipped_models()):
+            scale = 2  # an x2 model is enough (and 4 times cheaper) for a final factor up to 2
+        net, info, model_name, entry = _open_model("upscale", model, weights, dev, scale)
+        if weights is not None and scale is not None and info.scale != scale:
+            raise ValueError(f"{weights} upscales x{info.scale}, not x{scale}")
+        if denoise is not None:
+            if not entry.denoise_partner:
+                raise ValueError(f"model {entry.name} has no --denoise control (photo models have it)")
+            other, _ = checkpoints.load_model(shipped.verify(shipped.find(entry.denoise_partner, "upscale")), dev)
+            checkpoints.blend_models(net, other, denoise)
+            model_name = f"{entry.name} (denoise {denoise:g})"
     except (devices.DeviceError, shipped.ShippedModelError, checkpoints.CheckpointError, ValueError) as e:
         raise fail(str(e)) from None
     net = net.to(dtype=dtype, memory_format=torch.channels_last)
@@ -220,10 +207,7 @@ def upscale(
 
 
 def inpaint(
-    inputs: Annotated[
-        list[str],
-        typer.Argument(help="Image files, folders, globs, or - for stdin.", show_default=False),
-    ],
+    inputs: InputsArg,
     output: Annotated[
         str | None,
         typer.Option("-o", "--output", help="Output file, folder (ends in / or exists), or - for stdout. Default:"
@@ -249,38 +233,23 @@ def inpaint(
     resize_mask: Annotated[
         bool, typer.Option("--resize-mask", help="Stretch a mask of another size to the image (else an error).")
     ] = False,
-    model: Annotated[str | None, typer.Option("--model", help="Shipped model name (see `gancli models`).")] = None,
-    weights: Annotated[
-        Path | None, typer.Option("--weights", help="A model file (.safetensors) instead of a shipped model.")
-    ] = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
     work_size: Annotated[
         int, typer.Option("--work-size", min=64, help="Longest side the model sees around a hole (larger regions"
                           " are downscaled to it).")
     ] = 512,
-    fmt: Annotated[
-        str | None,
-        typer.Option("--format", help="Output format for folder outputs: png, jpg, webp, tif, bmp (default: as the"
-                     " input; stdout: png)."),
-    ] = None,
-    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")] = 95,
-    strip_metadata: Annotated[
-        bool, typer.Option("--strip-metadata", help="Do not carry EXIF and ICC profile to the output.")
-    ] = False,
-    skip_existing: Annotated[
-        bool, typer.Option("--skip-existing", help="Skip items whose output exists and decodes.")
-    ] = False,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in sub-folders too.")] = False,
-    max_pixels: Annotated[
-        int, typer.Option("--max-pixels", min=1, help="Refuse inputs with more pixels than this.")
-    ] = 200_000_000,
+    fmt: FormatOpt = None,
+    quality: QualityOpt = 95,
+    strip_metadata: StripOpt = False,
+    skip_existing: SkipOpt = False,
+    recursive: RecursiveOpt = False,
+    max_pixels: MaxPixelsOpt = 200_000_000,
     device: DeviceOpt = "auto",
-    precision: Annotated[
-        str, typer.Option("--precision", help="auto (fp32 on CPU, bf16/fp16 on CUDA), fp32, fp16, bf16.")
-    ] = "auto",
+    precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON record per item on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings on stderr.")] = False,
-) -> None:
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,) -> None:
     """Fill the hole of each image (the white part of its mask) with a GAN. Only hole pixels change.
 
     Exit codes: 0 all done or skipped; 1 some failed (named; the rest still run); 2 usage error.
@@ -320,15 +289,7 @@ def inpaint(
         dev = devices.pick_device(device)
         dtype = devices.pick_dtype(dev, precision)
         devices.set_threads(threads)
-        if weights is not None:
-            net, info = checkpoints.load_model(weights, dev)
-            model_name = info.name or weights.name
-        else:
-            entry = shipped.find(model, "inpaint")
-            net, info = checkpoints.load_model(shipped.verify(entry), dev)
-            model_name = entry.name
-        if info.task != "inpaint":
-            raise ValueError(f"model {model_name} is a {info.task!r} model, not an inpaint model")
+        net, info, model_name, _ = _open_model("inpaint", model, weights, dev)
     except (devices.DeviceError, shipped.ShippedModelError, checkpoints.CheckpointError, ValueError) as e:
         raise fail(str(e)) from None
     net = net.to(dtype=dtype, memory_format=torch.channels_last)
@@ -448,15 +409,7 @@ def sample(
     try:
         dev = devices.pick_device(device)
         devices.set_threads(threads)
-        if weights is not None:
-            net, info = checkpoints.load_model(weights, dev)
-            model_name = info.name or weights.name
-        else:
-            entry = shipped.find(model, "sample")
-            net, info = checkpoints.load_model(shipped.verify(entry), dev)
-            model_name = entry.name
-        if info.task != "sample":
-            raise ValueError(f"model {model_name} is a {info.task!r} model, not a sample model")
+        net, info, model_name, _ = _open_model("sample", model, weights, dev)
         classes = info.provenance.get("classes") or [str(i) for i in range(net.config.num_classes)]
         fixed_label = None
         if label is not None:
@@ -593,6 +546,25 @@ if _has_shipped("inpaint"):
     register_inpaint(app)
 if _has_shipped("sample"):
     register_sample(app)
+
+
+def _open_model(task: str, model: str | None, weights: Path | None, dev, scale: int | None = None):
+    """The model a command runs: --weights FILE, or a shipped one (by --model name, else the task's default).
+    Returns (net, info, display name, shipped entry or None). Raises ValueError / ShippedModelError /
+    CheckpointError with a one-line message."""
+    from gancli import checkpoints, shipped
+
+    if weights is not None:
+        net, info = checkpoints.load_model(weights, dev)
+        name, entry = info.name or weights.name, None
+    else:
+        entry = shipped.find(model, task, scale)
+        net, info = checkpoints.load_model(shipped.verify(entry), dev)
+        name = entry.name
+    if info.task != task:
+        raise ValueError(f"model {name} is a {info.task!r} model, not an {task} model" if task[0] in "aeiou"
+                         else f"model {name} is a {info.task!r} model, not a {task} model")
+    return net, info, name, entry
 
 
 def _save(it, pic, fmt: str | None, quality: int, strip_metadata: bool) -> None:

@@ -42,3 +42,19 @@ def data_dir(tmp_path):
     for i in range(6):
         Image.fromarray(gradient_rgb(48, 64, seed=i)).save(d / f"{i}.png")
     return d
+
+
+def app_with(*registers):
+    """A Typer app with the given commands (e.g. gancli.cli.register_inpaint): the real app registers inpaint and
+    sample only once a model for them ships, so their tests build their own."""
+    import typer
+
+    app = typer.Typer()
+
+    @app.callback()
+    def _main() -> None:
+        pass
+
+    for register in registers:
+        register(app)
+    return app

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -17,7 +16,7 @@ from gancli.tasks.inpaint import hole_windows, inpaint_picture
 from gancli.training.config import TrainConfig
 from gancli.training.engine import Trainer
 from gancli.training.inpaint import InpaintTask
-from tests.conftest import gradient_rgb
+from tests.conftest import app_with, gradient_rgb
 
 CPU = torch.device("cpu")
 TINY = {"base": 8, "max_channels": 16, "num_blocks": 1}
@@ -80,14 +79,7 @@ def test_far_apart_holes_get_small_windows_and_large_windows_are_downscaled():
 
 
 def cli():
-    app = typer.Typer()
-
-    @app.callback()
-    def _main() -> None:
-        pass
-
-    register_inpaint(app)
-    return app
+    return app_with(register_inpaint)
 
 
 def write(path, arr):

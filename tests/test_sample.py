@@ -18,7 +18,7 @@ from gancli.training.config import TrainConfig
 from gancli.training.engine import Trainer
 from gancli.training.image_sets import load_image_set
 from gancli.training.sample import SampleTask, frechet
-from tests.conftest import gradient_rgb
+from tests.conftest import app_with, gradient_rgb
 
 CPU = torch.device("cpu")
 TINY_G = {"image_size": 16, "base": 16, "min_channels": 8, "latent_dim": 8}
@@ -142,13 +142,7 @@ def test_sample_command(class_data, tmp_path):
     torch.manual_seed(0)
     (tmp_path / "run").mkdir()
     Trainer(cfg, SampleTask(cfg, CPU, log=lambda m: None), tmp_path / "run", CPU, log=lambda m: None).run()
-    app = typer.Typer()
-
-    @app.callback()
-    def _main() -> None:
-        pass
-
-    register_sample(app)
+    app = app_with(register_sample)
     runner, w = CliRunner(), ["sample", "--weights", str(tmp_path / "run" / "best.safetensors")]
     r = runner.invoke(app, [*w, "--seeds", "3,5", "-o", str(tmp_path / "one") + "/", "--json", "--label", "b"])
     assert r.exit_code == 0, r.stderr

@@ -89,21 +89,17 @@ def load_image_set(sources: list[str], size: int, fit: str = "crop") -> ImageSet
     arrays, labels, classes, skipped = [], [], [], []
     conditional: bool | None = None
     for src in map(Path, sources):
+        arrays_xy = None
         if src.suffix == ".npz":
             with np.load(src) as z:
                 if "x_train" not in z:
                     raise ValueError(f"{src}: an .npz data set needs an x_train array")
-                x, y = _from_arrays(z["x_train"], z["y_train"] if "y_train" in z else None, size, fit)
-            arrays.append(x)
-            labels.append(y)
-            conditional = (y is not None) if conditional is None else conditional and y is not None
-            if y is not None and not classes:
-                classes = [str(i) for i in range(int(y.max()) + 1)]
-            continue
-        if src.is_dir() and _find(src, "train-images-idx3-ubyte"):
+                arrays_xy = z["x_train"], (z["y_train"] if "y_train" in z else None)
+        elif src.is_dir() and _find(src, "train-images-idx3-ubyte"):
             lab = _find(src, "train-labels-idx1-ubyte")
-            x, y = _from_arrays(_read_idx(_find(src, "train-images-idx3-ubyte")),
-                                _read_idx(lab) if lab else None, size, fit)
+            arrays_xy = _read_idx(_find(src, "train-images-idx3-ubyte")), (_read_idx(lab) if lab else None)
+        if arrays_xy is not None:  # arrays with integer labels 0..K-1 (or none)
+            x, y = _from_arrays(*arrays_xy, size, fit)
             arrays.append(x)
             labels.append(y)
             conditional = (y is not None) if conditional is None else conditional and y is not None

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck
 
 from gancli import atomic, checkpoints, imageio, models
 from gancli.cli import register_inpaint
-from tests.conftest import tiny_sr
+from tests.conftest import app_with, tiny_sr
 
 # Hypothesis: the same examples on every run (CI is reproducible), nothing stored between runs, and no deadline of
 # its own (the hard limit below bounds every call instead; hypothesis' deadline would flake on a busy machine).
@@ -92,14 +92,7 @@ def inpaint_weights(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def inpaint_app() -> typer.Typer:
     """An app with the inpaint command (registered on the real app only once an inpaint model ships)."""
-    app = typer.Typer()
-
-    @app.callback()
-    def _main() -> None:
-        pass
-
-    register_inpaint(app)
-    return app
+    return app_with(register_inpaint)
 
 
 def temp_files(folder: Path) -> list[str]:
