@@ -124,7 +124,8 @@ def upscale(
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = 0,
     as_json: JsonOpt = False,
-    quiet: QuietOpt = False,) -> None:
+    quiet: QuietOpt = False,
+) -> None:
     """Upscale images with a super-resolution model (x4 by default).
 
     Exit codes: 0 all done or skipped; 1 some failed (named; the rest still run); 2 usage error.
@@ -249,7 +250,8 @@ def inpaint(
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = 0,
     as_json: JsonOpt = False,
-    quiet: QuietOpt = False,) -> None:
+    quiet: QuietOpt = False,
+) -> None:
     """Fill the hole of each image (the white part of its mask) with a GAN. Only hole pixels change.
 
     Exit codes: 0 all done or skipped; 1 some failed (named; the rest still run); 2 usage error.
