@@ -24,8 +24,8 @@ def test_every_manifest_entry_is_intact_and_loads():
     assert shipped.find(None, "upscale", 4).default
 
 
-def test_default_upscaler_beats_bicubic_on_a_photo():
-    m = shipped.find(None, "upscale", 4)
+def test_fidelity_upscaler_beats_bicubic_on_a_photo():
+    m = shipped.find("compact-x4", "upscale", 4)
     model, info = checkpoints.load_model(shipped.verify(m))
     hr = Image.open(EXAMPLE).convert("RGB").crop((192, 120, 320, 248))  # 128x128: face and collar
     lr = hr.resize((32, 32), Image.Resampling.BICUBIC)
@@ -135,3 +135,23 @@ def test_scale_picks_the_native_model_and_small_outscales_use_x2(fake_shipped, t
         assert r.exit_code == 0, r.stderr
         rec = json.loads(r.stdout)
         assert (rec["model"], rec["out_size"]) == (model, size), opts
+
+
+def test_default_x4_and_x2_are_photo_models_with_a_fidelity_partner():
+    """The photo models blend with their partner under --denoise: same architecture, and a visibly different result
+    on a damaged photo (their measured difference in quality is bench/photo_quality.py's job)."""
+    import io
+
+    for scale in (4, 2):
+        photo = shipped.find(None, "upscale", scale)
+        assert photo.name.startswith("photo") and photo.denoise_partner, photo
+        partner = shipped.find(photo.denoise_partner, "upscale", scale)
+        p_model, f_model = (checkpoints.load_model(shipped.verify(m))[0] for m in (photo, partner))
+        hr = Image.open(EXAMPLE).convert("RGB").crop((192, 120, 320, 248))
+        buf = io.BytesIO()
+        hr.resize((64, 64), Image.Resampling.BICUBIC).save(buf, "JPEG", quality=50)
+        lr = np.asarray(Image.open(buf).convert("RGB"))
+        a, b = (upscale_picture(m, Picture(lr), scale, device=torch.device("cpu")).pixels.astype(float)
+                for m in (p_model, f_model))
+        assert np.abs(a - b).mean() > 1.0
+        checkpoints.blend_models(p_model, f_model, 0.5)  # same architecture: the blend is defined
