@@ -34,6 +34,7 @@ Metrics, per method and bin, the mean over the images (the bin's measured hole f
     python bench/inpaint_quality.py                                    # baselines + shipped inpaint models
     python bench/inpaint_quality.py --weights runs/inpaint/best.safetensors --no-biharmonic --json inpaint.json
     python bench/inpaint_quality.py --limit 1 --bins 1,6                # smoke test
+    python bench/inpaint_quality.py --no-biharmonic --work-size 256,512   # window downscaled 2x vs full resolution
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from fid import FeatureExtractor, frechet_distance  # noqa: E402
 
 from gancli import checkpoints, devices, metrics, shipped  # noqa: E402
 from gancli.imageio import Picture  # noqa: E402
-from gancli.tasks.inpaint import inpaint_picture  # noqa: E402
+from gancli.tasks.inpaint import WORK_SIZE, inpaint_picture  # noqa: E402
 
 BINS = ("1-10 %", "10-20 %", "20-30 %", "30-40 %", "40-50 %", "50-60 %")
 MASKS_PER_BIN = 100
@@ -89,13 +90,13 @@ def biharmonic(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return composite(rgb, hole, np.clip(filled * 255 + 0.5, 0, 255).astype(np.uint8))
 
 
-def model_inpainter(path: Path) -> Inpainter:
+def model_inpainter(path: Path, work_size: int = WORK_SIZE) -> Inpainter:
     model, info = checkpoints.load_model(path)
     if info.task != "inpaint":
         sys.exit(f"{path} is a {info.task!r} model, not an inpaint model")
     model = model.to(memory_format=torch.channels_last)
     cpu = torch.device("cpu")
-    return lambda rgb, hole: inpaint_picture(model, Picture(rgb), hole, device=cpu).pixels
+    return lambda rgb, hole: inpaint_picture(model, Picture(rgb), hole, device=cpu, work_size=work_size).pixels
 
 
 def bin_masks(folder: Path, b: int) -> list[Path]:
@@ -182,6 +183,9 @@ def main() -> None:
                     help="hole-ratio bins to run, 1-6 (1 = 1-10 %%, 6 = 50-60 %%); default all")
     ap.add_argument("--no-biharmonic", action="store_true", help="skip scikit-image's biharmonic (slow on big holes)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--work-size", default=str(WORK_SIZE),
+                    help="the models' --work-size, comma-separated to compare several (each model runs at each; "
+                         "Kodak24 is 500x500, so 512 runs it at full resolution and 256 on a 2x-downscaled window)")
     args = ap.parse_args()
     try:
         bins = sorted({int(b) - 1 for b in args.bins.split(",")})
@@ -198,10 +202,16 @@ def main() -> None:
     methods: list[tuple[str, Inpainter]] = [("cv2 Telea (r=3)", telea), ("cv2 Navier-Stokes (r=3)", navier_stokes)]
     if not args.no_biharmonic:
         methods.append(("skimage biharmonic", biharmonic))
-    for m in shipped.shipped_models():
-        if m.task == "inpaint":
-            methods.append((m.name, model_inpainter(shipped.verify(m))))
-    methods += [(str(w), model_inpainter(w)) for w in args.weights]
+    try:
+        sizes = [int(v) for v in args.work_size.split(",")]
+    except ValueError:
+        sys.exit(f"--work-size takes numbers separated by commas, got {args.work_size!r}")
+    models = [(m.name, shipped.verify(m)) for m in shipped.shipped_models() if m.task == "inpaint"]
+    models += [(str(w), w) for w in args.weights]
+    for name, path in models:
+        for size in sizes:
+            label = name if len(sizes) == 1 else f"{name} (work size {size})"
+            methods.append((label, model_inpainter(path, size)))
 
     images = [(f.stem, np.asarray(Image.open(f).convert("RGB"))) for f in kodak]
     extract = FeatureExtractor()
