@@ -1,0 +1,175 @@
+"""The baseline GAN of the project's origin documents, trained for a fixed number of CPU minutes: the reference
+that bench/sample_quality.py compares gancli's sample models with.
+
+Generator: MLP 100 -> 256 -> 512 -> 1024 -> 784, LeakyReLU(0.2), Tanh (images in [-1, 1]). Discriminator: MLP
+784 -> 512 -> 256 -> 1, LeakyReLU(0.2), sigmoid. BCE loss (the sigmoid is folded into BCEWithLogitsLoss: the same
+function, numerically stable), non-saturating generator loss, Adam(lr 2e-4, betas (0.5, 0.999)) for both, batch 64
+drawn from reshuffled epochs, one D step then one G step per iteration, z ~ N(0, I). No EMA, no augmentation: the
+plain loop. Seed fixed (torch and numpy), so the same minutes on the same machine give nearly the same model (the
+step count depends on the wall clock). Saves the generator as safetensors (not a gancli model file: its own
+"format" metadata) and a JSON next to it with the steps done and the seconds.
+
+Data: 28x28 gray images, white on black: an .npz with x_train (N, 28, 28) uint8 [and y_train, x_test, y_test], or a
+folder with MNIST-style idx files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and the labels).
+
+    python bench/mlp_gan.py --minutes 30                      # MNIST (../shared/data/digits), all cores
+    python bench/mlp_gan.py --minutes 30 --data FASHION_IDX_FOLDER --out bench/out/mlp_gan_fashion.safetensors
+    python bench/mlp_gan.py --minutes 0.3 --threads 1         # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DATA, ROOT, machine  # noqa: E402
+
+from gancli import devices  # noqa: E402
+from gancli.atomic import atomic_path  # noqa: E402
+from gancli.training.image_sets import _find, _read_idx  # noqa: E402
+
+MNIST = DATA / "digits" / "mnist_70k_uint8.npz"
+FORMAT = "bench-mlp-gan/1"
+LATENT = 100
+SIDE = 28
+BATCH = 64
+SEED = 0
+LOG_EVERY_S = 10.0
+
+
+def load_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images (N, 28, 28) uint8, labels (N,) int64 or None) of the "train" or "test" split of an npz or idx folder."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            if f"x_{split}" not in z:
+                raise ValueError(f"{path}: no x_{split} array (an .npz data set needs x_train and x_test)")
+            x, y = z[f"x_{split}"], (z[f"y_{split}"] if f"y_{split}" in z else None)
+    elif path.is_dir():
+        stem = "train" if split == "train" else "t10k"
+        images = _find(path, f"{stem}-images-idx3-ubyte")
+        if images is None:
+            raise ValueError(f"{path}: no {stem}-images-idx3-ubyte[.gz] (give an .npz or an MNIST-style idx folder)")
+        labels = _find(path, f"{stem}-labels-idx1-ubyte")
+        x, y = _read_idx(images), (_read_idx(labels) if labels else None)
+    else:
+        raise ValueError(f"{path}: give an .npz file or a folder of idx files")
+    if x.ndim == 4 and x.shape[3] == 1:
+        x = x[..., 0]
+    if x.shape[1:] != (SIDE, SIDE) or x.dtype != np.uint8:
+        raise ValueError(f"{path}: need (N, {SIDE}, {SIDE}) uint8 gray images, got {x.shape} {x.dtype}")
+    return x, (None if y is None else y.astype(np.int64))
+
+
+class MLPGenerator(nn.Module):
+    """forward(z (B, 100)) -> (B, 784) in [-1, 1] (tanh); (x + 1) / 2 reshaped to (B, 1, 28, 28) is the image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        dims = (LATENT, 256, 512, 1024)
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], SIDE * SIDE), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    """forward(x (B, 784) in [-1, 1]) -> (B,) logits; sigmoid(logit) is the probability of "real"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(SIDE * SIDE, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
+                                 nn.LeakyReLU(0.2), nn.Linear(256, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+def save_generator(g: MLPGenerator, path: Path, info: dict) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in g.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "info": json.dumps(info)})
+
+
+def load_generator(path: str | Path) -> MLPGenerator:
+    """The generator mlp_gan.py saved, in eval mode on the CPU."""
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        if (f.metadata() or {}).get("format") != FORMAT:
+            raise ValueError(f"{path}: not a generator written by bench/mlp_gan.py (format {FORMAT})")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    g = MLPGenerator()
+    g.load_state_dict(tensors, strict=True)
+    return g.eval().requires_grad_(False)
+
+
+def train(images: np.ndarray, minutes: float, log=print) -> tuple[MLPGenerator, int, float]:
+    """Train for `minutes` of wall time on (N, 28, 28) uint8 images. Returns (generator, steps, seconds)."""
+    torch.manual_seed(SEED)
+    rng = np.random.default_rng(SEED)
+    data = torch.from_numpy(images.reshape(len(images), -1)).float().div_(127.5).sub_(1)  # (N, 784) in [-1, 1]
+    g, d = MLPGenerator(), MLPDiscriminator()
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    ones, zeros = torch.ones(BATCH), torch.zeros(BATCH)
+    order, pos, steps = rng.permutation(len(data)), 0, 0
+    start = last_log = time.perf_counter()
+    last_steps, deadline = 0, start + minutes * 60
+    while time.perf_counter() < deadline:
+        if pos + BATCH > len(order):
+            order, pos = rng.permutation(len(data)), 0
+        real = data[order[pos : pos + BATCH]]
+        pos += BATCH
+        fake = g(torch.randn(BATCH, LATENT))
+        loss_d = bce(d(real), ones) + bce(d(fake.detach()), zeros)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        loss_g = bce(d(fake), ones)  # non-saturating: G maximises log D(G(z))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        steps += 1
+        now = time.perf_counter()
+        if now - last_log >= LOG_EVERY_S:
+            log(f"step {steps}: {(steps - last_steps) / (now - last_log):.1f} steps/s, loss D {loss_d.item():.3f}"
+                f" G {loss_g.item():.3f}")
+            last_log, last_steps = now, steps
+    return g.eval().requires_grad_(False), steps, time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, required=True, help="wall-clock training time")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
+    ap.add_argument("--data", type=Path, default=MNIST, help="an .npz (x_train ...) or a folder of idx files")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "mlp_gan.safetensors")
+    args = ap.parse_args()
+    threads = devices.set_threads(args.threads)
+    images, _ = load_split(args.data, "train")
+    print(f"{machine()}; {len(images)} training images from {args.data}", file=sys.stderr)
+    g, steps, seconds = train(images, args.minutes, log=lambda s: print(s, file=sys.stderr))
+    info = {"data": str(args.data), "minutes": args.minutes, "threads": threads, "steps": steps,
+            "seconds": round(seconds, 1), "steps_per_s": round(steps / seconds, 2), "batch": BATCH, "seed": SEED,
+            "machine": machine()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_generator(g, args.out, info)
+    args.out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    print(json.dumps(info))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""bench/mlp_gan.py and bench/sample_quality.py on tiny synthetic data (the real data only for the loader check)."""
+
+import gzip
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gancli import checkpoints, models
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+import mlp_gan  # noqa: E402
+import sample_quality as sq  # noqa: E402
+
+
+def digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 28, 28) uint8 bright squares whose position codes the label, and the labels."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = np.zeros((n, 28, 28), np.uint8)
+    for k, lab in enumerate(y):
+        r, c = 2 + 2 * (lab // 5), 2 + 4 * (lab % 5)
+        x[k, r : r + 8, c : c + 8] = 255
+    return x, y
+
+
+def test_load_split_reads_npz_and_idx(tmp_path):
+    x, y = digits(12)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:4], y_test=y[:4])
+    xs, ys = mlp_gan.load_split(tmp_path / "d.npz", "test")
+    assert xs.shape == (4, 28, 28) and ys.tolist() == y[:4].tolist()
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    with gzip.open(folder / "t10k-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">HBBIII", 0, 8, 3, 12, 28, 28) + x.tobytes())
+    with gzip.open(folder / "t10k-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">HBBI", 0, 8, 1, 12) + y.astype(np.uint8).tobytes())
+    xs, ys = mlp_gan.load_split(folder, "test")
+    assert np.array_equal(xs, x) and np.array_equal(ys, y)
+    with pytest.raises(ValueError, match="train-images"):
+        mlp_gan.load_split(folder, "train")
+
+
+def test_mnist_loads_when_present():
+    if not mlp_gan.MNIST.exists():
+        pytest.skip(f"{mlp_gan.MNIST} is absent")
+    x, y = mlp_gan.load_split(mlp_gan.MNIST, "test")
+    assert x.shape == (10000, 28, 28) and set(np.unique(y)) == set(range(10))
+
+
+def test_mlp_gan_trains_saves_and_loads(tmp_path):
+    torch.set_num_threads(1)
+    x, _ = digits(256)
+    g, steps, _ = mlp_gan.train(x, minutes=0.01, log=lambda s: None)
+    assert steps > 0
+    path = tmp_path / "g.safetensors"
+    mlp_gan.save_generator(g, path, {"steps": steps})
+    drawn = sq.draw_mlp(path, "mlp", 20)
+    assert drawn.images.shape == (20, 28, 28) and drawn.images.dtype == np.uint8 and drawn.asked is None
+    with pytest.raises(ValueError, match="not a generator"):
+        mlp_gan.load_generator(_gancli_model(tmp_path))
+
+
+def _gancli_model(tmp_path, classes: int = 10) -> Path:
+    torch.manual_seed(0)
+    g = models.build("gan_gen", {"image_size": 32, "channels": 1, "base": 16, "min_channels": 8, "latent_dim": 8,
+                                 "num_classes": classes, "crop": 28})
+    path = tmp_path / "tiny_gan.safetensors"
+    checkpoints.save_model(g, path, task="sample", name="tiny")
+    return path
+
+
+def test_gancli_samples_are_cropped_and_labelled_like_the_cli(tmp_path):
+    drawn = sq.draw_gancli(_gancli_model(tmp_path), "tiny", 30, classes=10)
+    assert drawn.images.shape == (30, 28, 28)
+    assert drawn.asked.tolist() == [s % 10 for s in range(30)]
+    with pytest.raises(ValueError, match="classes"):
+        sq.draw_gancli(_gancli_model(tmp_path, classes=3), "tiny", 30, classes=10)
+
+
+def test_sheet_puts_one_captioned_panel_per_method_side_by_side(tmp_path):
+    from PIL import Image
+
+    x, y = digits(100)
+    sq.write_sheet([sq.Drawn("real", x, y, None), sq.Drawn("other", x, None, 1.0)], tmp_path / "s.png")
+    w, h = Image.open(tmp_path / "s.png").size
+    side = (10 * 30 + 2) * sq.SHEET_ZOOM
+    assert (w, h) == (2 * side + 12, side + 20)
+
+
+@pytest.mark.filterwarnings("ignore:Matrix is singular")  # 10 distinct synthetic images: a singular covariance
+def test_metrics_see_noise_and_a_perfect_match():
+    pytest.importorskip("scipy")
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = sq.FeatureNet().eval()
+    x, y = digits(300)
+    ref = sq.reference(net, x, 10)
+    same = sq.evaluate(net, ref, sq.Drawn("same", x, y, None))
+    assert same["patch_fd"] < 1e-6 and same["tv_ratio"] == 1 and same["feature_fd"] < 1e-4
+    rng = np.random.default_rng(1)
+    noisy = np.where(rng.random(x.shape) < 0.05, 255, x).astype(np.uint8)  # salt noise
+    worse = sq.evaluate(net, ref, sq.Drawn("noisy", noisy, None, 1.0))
+    assert worse["tv_ratio"] > 1.2 and worse["patch_fd"] > 0.01 and worse["label_accuracy"] is None
+    assert worse["samples_per_s"] == 300
+    assert "| noisy |" in sq.table([same, worse])
