@@ -70,6 +70,7 @@ from mlp_gan import LATENT, MNIST, SIDE, load_generator, load_split  # noqa: E40
 
 from gancli import checkpoints, devices, imageio, shipped  # noqa: E402
 from gancli.atomic import atomic_path  # noqa: E402
+from gancli.tasks.sample import generate  # noqa: E402
 from gancli.training.sample import grid  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -201,18 +202,13 @@ def draw_gancli(path: Path, name: str, n: int, classes: int) -> Drawn:
         raise ValueError(f"{path}: a {net.config.channels}-channel model; this benchmark is for gray 28x28 data")
     if net.conditional and net.config.num_classes != classes:
         raise ValueError(f"{path}: {net.config.num_classes} classes, the data set has {classes}")
-    crop = int(getattr(net.config, "crop", 0))
     seeds = list(range(n))
     asked = np.array([s % net.config.num_classes for s in seeds]) if net.conditional else None
     out = []
     start = time.perf_counter()
     for i in range(0, n, GEN_BATCH):
-        y = torch.from_numpy(asked[i : i + GEN_BATCH]) if net.conditional else None
-        x = net(net.sample_latents(seeds[i : i + GEN_BATCH]), y).clamp(0, 1)  # (B, 1, S, S) in [0, 1]
-        if crop:  # the same centre crop as `gancli sample` (cli.sample's draw)
-            o = (x.shape[-1] - crop) // 2
-            x = x[..., o : o + crop, o : o + crop]
-        out.append((x[:, 0] * 255 + 0.5).byte().numpy())
+        y = asked[i : i + GEN_BATCH].tolist() if net.conditional else None
+        out.append(generate(net, net.sample_latents(seeds[i : i + GEN_BATCH]), y)[..., 0])  # as `gancli sample`
     seconds = time.perf_counter() - start
     images = np.concatenate(out)
     if images.shape[1:] != (SIDE, SIDE):

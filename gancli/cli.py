@@ -428,18 +428,10 @@ def sample(
     except (devices.DeviceError, shipped.ShippedModelError, checkpoints.CheckpointError) as e:
         raise fail(str(e)) from None
 
-    crop = int(getattr(net.config, "crop", 0))
+    from gancli.tasks.sample import generate
 
-    @torch.no_grad()
     def draw(z: torch.Tensor, labels: list[int] | None) -> np.ndarray:
-        y = torch.tensor(labels, device=dev) if net.conditional else None
-        x = net(z.to(dev) * truncation, y).clamp(0, 1)
-        if crop:
-            o = (x.shape[-1] - crop) // 2
-            x = x[..., o : o + crop, o : o + crop]
-        if zoom > 1:
-            x = torch.nn.functional.interpolate(x, scale_factor=zoom, mode="nearest")
-        return (x * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+        return generate(net, z, labels, truncation=truncation, zoom=zoom, device=dev)
 
     def label_of(s: int) -> int | None:
         if not net.conditional:
