@@ -47,6 +47,30 @@ def test_the_model_keeps_known_pixels_and_takes_any_size():
     assert not torch.equal(y, x)
 
 
+def test_telea_prefill_starts_the_net_as_the_classical_fill():
+    """prefill = "telea": with a zero head the output is exactly OpenCV's Telea fill; the net learns a correction."""
+    import cv2
+
+    torch.manual_seed(0)
+    net = models.build("inpaint_ffc", TINY | {"prefill": "telea"}).eval()
+    rgb = gradient_rgb(40, 56)
+    hole = np.zeros((40, 56), bool)
+    hole[10:25, 20:40] = True
+    x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    m = torch.from_numpy(hole.astype(np.float32))[None, None]
+    torch.nn.init.zeros_(net.head.weight)
+    torch.nn.init.zeros_(net.head.bias)
+    with torch.no_grad():
+        out = net(x, m)
+    masked = rgb.copy()
+    masked[hole] = 0
+    telea = cv2.inpaint(masked, hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+    got = (out[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert np.array_equal(got[hole], telea[hole]) and np.array_equal(got[~hole], rgb[~hole])
+    with pytest.raises(ValueError, match="unknown prefill"):
+        models.build("inpaint_ffc", TINY | {"prefill": "mean"})
+
+
 @pytest.mark.parametrize("kind", ["rgb8", "gray8", "rgb16", "rgba"])
 def test_only_hole_pixels_change(kind):
     rgb = gradient_rgb(70, 90)

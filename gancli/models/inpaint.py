@@ -5,6 +5,11 @@ spectral branch (after LaMa's fast Fourier convolution): a 1x1 convolution appli
 of the feature map's 2-D FFT, so every position sees the whole image in one layer. That is what fills large holes
 with structure from far away instead of a blur of the nearby border. A decoder upsamples back. The output is
 composited: known pixels are returned exactly, only the hole is generated.
+
+With `prefill = "telea"` the hole is first filled by OpenCV's fast marching method (Telea 2004, a classical
+diffusion of the border's colours inward) and the network sees that fill as three more input channels and predicts a
+correction to it: a coarse-to-fine generator whose coarse stage costs nothing to train. The network starts as the
+classical fill and learns what the classical fill gets wrong (texture, structure, large holes).
 """
 
 from __future__ import annotations
@@ -23,6 +28,25 @@ class InpaintNetConfig:
     num_down: int = 3  # stride-2 convolutions (the bottom works at 1/2**num_down resolution)
     num_blocks: int = 6  # residual fast-Fourier blocks at the bottom
     global_ratio: float = 0.5  # share of a block's channels that go through the spectral branch
+    prefill: str = ""  # "telea": predict a correction to OpenCV's Telea fill of the hole; "": from the hole alone
+
+
+PREFILL_RADIUS = 3  # cv2.inpaint neighbourhood of the Telea prefill
+
+
+@torch.no_grad()
+def telea_fill(known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """OpenCV's Telea inpainting of each image of known (B, 3, H, W) in [0, 1] (holes zeroed) where mask (B, 1, H,
+    W) is 1, at 8 bits, as (B, 3, H, W) in [0, 1] on known's device and dtype. The known pixels come back unchanged
+    up to 8-bit rounding."""
+    import cv2
+    import numpy as np
+
+    imgs = (known.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    holes = (mask.detach()[:, 0] > 0.5).to(torch.uint8).mul_(255).cpu().numpy()
+    out = np.stack([cv2.inpaint(np.ascontiguousarray(i), h, PREFILL_RADIUS, cv2.INPAINT_TELEA)
+                    if h.any() else i for i, h in zip(imgs, holes, strict=True)])
+    return torch.from_numpy(out).to(known.device).permute(0, 3, 1, 2).to(known.dtype) / 255
 
 
 class SpectralTransform(nn.Module):
@@ -77,8 +101,11 @@ class InpaintNet(nn.Module):
     def __init__(self, config: InpaintNetConfig) -> None:
         super().__init__()
         self.config = config
+        if config.prefill not in ("", "telea"):
+            raise ValueError(f"unknown prefill {config.prefill!r} (use 'telea' or '')")
         ch = [min(config.base * 2**i, config.max_channels) for i in range(config.num_down + 1)]
-        self.stem = nn.Sequential(nn.Conv2d(4, ch[0], 5, padding=2, padding_mode="reflect"), nn.GELU())
+        in_ch = 7 if config.prefill else 4
+        self.stem = nn.Sequential(nn.Conv2d(in_ch, ch[0], 5, padding=2, padding_mode="reflect"), nn.GELU())
         self.down = nn.ModuleList(
             nn.Sequential(nn.Conv2d(ch[i], ch[i + 1], 3, stride=2, padding=1), nn.GELU())
             for i in range(config.num_down))
@@ -107,6 +134,10 @@ class InpaintNet(nn.Module):
         ph, pw = max(2 * k, h + (-h) % k) - h, max(2 * k, w + (-w) % k) - w
         known = image * (1 - mask)
         x = torch.cat([known - 0.5 * (1 - mask), mask], dim=1)  # known pixels centred on 0, the hole at exactly 0
+        fill = None
+        if self.config.prefill:
+            fill = telea_fill(known, mask)
+            x = torch.cat([x, fill - 0.5], dim=1)
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
@@ -117,8 +148,10 @@ class InpaintNet(nn.Module):
         for reduce, up in zip(self.reduce, self.up, strict=True):
             skip = skips.pop()
             y = up(F.interpolate(reduce(y), size=skip.shape[-2:], mode="nearest") + skip)
-        # The sigmoid keeps the generated image in [0, 1] (a zero head starts it at flat grey).
-        out = torch.sigmoid(self.head(y))[..., :h, :w]
+        if fill is None:  # the sigmoid keeps the generated image in [0, 1] (a zero head starts it at flat grey)
+            out = torch.sigmoid(self.head(y))[..., :h, :w]
+        else:  # a correction to the classical fill (a zero head starts the net as that fill)
+            out = (fill + self.head(y)[..., :h, :w]).clamp(0, 1)
         if raw:
             return out
         return known + out * mask

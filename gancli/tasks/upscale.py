@@ -41,6 +41,8 @@ def _to_float(a: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.
     """(h, w, C) uint8/uint16 -> (1, C, h, w) in [0, 1] on device."""
     peak = 65535.0 if a.dtype == np.uint16 else 255.0
     t = torch.from_numpy(np.ascontiguousarray(a).astype(np.float32)).permute(2, 0, 1)[None]
+    if device.type == "cuda":
+        t = t.pin_memory()  # page-locked, so the copy to the GPU is a real asynchronous DMA
     return t.to(device=device, dtype=dtype, non_blocking=True).div_(peak)
 
 
