@@ -1,7 +1,13 @@
-"""Seconds to upscale a 512x512 photo x4 on this machine, next to Pillow, and GFLOP/s against a matmul ceiling.
+"""Seconds to upscale a 512x512 photo x4 on this machine, next to Pillow and Real-ESRGAN, and GFLOP/s against a
+matmul ceiling.
 
-    python bench/speed.py            # every shipped upscale model
-    python bench/speed.py --weights runs/x4_compact/best.safetensors
+    python bench/speed.py            # every shipped upscale model, Pillow, and the Real-ESRGAN peers
+    python bench/speed.py --weights runs/x4_compact/best.safetensors --no-peers
+    python bench/speed.py --compile  # also torch.compile (inductor) each model: compile time and steady state
+
+The peers (bench/peers.py: Real-ESRGAN x4plus and animevideov3 through ncnn on the CPU, every core) run on the same
+512x512 input in the same run; `speedup vs x4plus` is x4plus's seconds over each method's. Seconds per output
+megapixel: the model's seconds over the output's megapixels (x4 of 512x512: 4.19 MP; x2: 1.05 MP).
 
 Reports, per model: median seconds of the model alone (tiled inference, as the CLI runs it), the conv GFLOP of
 one pass, achieved GFLOP/s and its ratio to a 2048^3 float32 matmul measured in the same run, and the wall time of
@@ -34,6 +40,8 @@ def main() -> None:
     ap.add_argument("--image", type=Path, default=DATA / "train" / "pypi_samples" / "skimage_astronaut.png")
     ap.add_argument("--weights", type=Path, action="append", default=[])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-peers", action="store_true", help="skip Real-ESRGAN (x4plus takes minutes on a CPU)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile'd models")
     args = ap.parse_args()
     devices.set_threads(0)
     img = Image.open(args.image).convert("RGB").resize((512, 512), Image.Resampling.LANCZOS)
@@ -41,11 +49,17 @@ def main() -> None:
     ceiling = matmul_gflops()
     print(f"# 512x512 -> 2048x2048, {machine()}")
     print(f"# float32 matmul 2048^3: {ceiling:.1f} GFLOP/s (the ceiling below)")
-    print("| method | seconds (model) | GFLOP | GFLOP/s | of matmul | seconds (whole command) |")
-    print("|---|---|---|---|---|---|")
+    rows: list[tuple[str, float, str]] = []  # (name, seconds, rest of the row)
     for name, flt in (("Pillow bicubic", Image.Resampling.BICUBIC), ("Pillow Lanczos", Image.Resampling.LANCZOS)):
         t = timeit(lambda f=flt: img.resize((2048, 2048), f), repeat=args.repeat)
-        print(f"| {name} | {t:.3f} | - | - | - | - |")
+        rows.append((f"{name} (x4)", t, "- | - | - | - |"))
+    if not args.no_peers:
+        from peers import PEERS, NcnnUpscaler
+
+        for peer in PEERS:
+            up = NcnnUpscaler(peer)
+            t = timeit(lambda u=up: u.upscale(arr), repeat=1 if peer.endswith("x4plus") else args.repeat)
+            rows.append((f"Real-ESRGAN {peer} (ncnn, x4)", t, "- | - | - | - |"))
     entries = [(m.name, shipped.verify(m)) for m in shipped.shipped_models() if m.task == "upscale"]
     entries += [(str(w), w) for w in args.weights]
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,8 +80,28 @@ def main() -> None:
                 subprocess.run(cmd, check=True, cwd=ROOT)
                 walls.append(time.perf_counter() - t0)
             wall = sorted(walls)[1]
-            print(f"| {name} (x{info.scale}) | {t:.3f} | {gflop:.1f} | {gflop / t:.1f} | {gflop / t / ceiling:.2f} "
-                  f"| {wall:.2f} |", flush=True)
+            rows.append((f"gancli {name} (x{info.scale})", t, f"{gflop:.1f} | {gflop / t:.1f} | "
+                         f"{gflop / t / ceiling:.2f} | {wall:.2f} |"))
+            print(f"{name}: {t:.3f} s", file=sys.stderr, flush=True)
+            if args.compile:
+                cm = torch.compile(model)
+                t0 = time.perf_counter()
+                upscale_picture(cm, pic, info.scale, device=torch.device("cpu"))
+                first = time.perf_counter() - t0
+                tc = timeit(lambda m=cm, p=pic, s=info.scale: upscale_picture(m, p, s, device=torch.device("cpu")),
+                            repeat=args.repeat)
+                rows.append((f"gancli {name} (x{info.scale}), torch.compile", tc,
+                             f"{gflop:.1f} | {gflop / tc:.1f} | {gflop / tc / ceiling:.2f} | first call {first:.1f} "
+                             "(compile) |"))
+    x4plus = next((t for n, t, _ in rows if "x4plus" in n), None)
+    print("| method | seconds (model) | s per output MP | speedup vs x4plus | GFLOP | GFLOP/s | of matmul | "
+          "seconds (whole command) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, t, rest in rows:
+        scale = 2 if "(x2)" in name else 4
+        mp = (512 * scale) ** 2 / 1e6
+        speedup = f"{x4plus / t:.0f}x" if x4plus else "-"
+        print(f"| {name} | {t:.3f} | {t / mp:.3f} | {speedup} | {rest}")
 
 
 if __name__ == "__main__":
