@@ -35,16 +35,20 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64) ->
     return (g[:, None] * g[None, :]).view(1, 1, size, size)
 
 
-def ssim_y(sr: torch.Tensor, hr: torch.Tensor, shave: int = 0) -> torch.Tensor:
-    """SSIM on Y (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, valid region, L = 255), per image."""
-    a, b = _shave(rgb_to_y(sr.double()), shave), _shave(rgb_to_y(hr.double()), shave)
+def ssim_map_y(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """The SSIM map on Y (B, 1, H - 10, W - 10) in the inputs' dtype (differentiable: a training loss uses it)."""
+    a, b = rgb_to_y(sr), rgb_to_y(hr)
     if a.dim() == 3:
         a, b = a[None], b[None]
-    w = _gaussian_window().to(a.device)
+    w = _gaussian_window(dtype=a.dtype).to(a.device)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     mu_a, mu_b = F.conv2d(a, w), F.conv2d(b, w)
     var_a = F.conv2d(a * a, w) - mu_a**2
     var_b = F.conv2d(b * b, w) - mu_b**2
     cov = F.conv2d(a * b, w) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return s.flatten(1).mean(1)
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+
+
+def ssim_y(sr: torch.Tensor, hr: torch.Tensor, shave: int = 0) -> torch.Tensor:
+    """SSIM on Y (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, valid region, L = 255), per image."""
+    return ssim_map_y(_shave(sr.double(), shave), _shave(hr.double(), shave)).flatten(1).mean(1)

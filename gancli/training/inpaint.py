@@ -2,8 +2,9 @@
 mask-aware PatchGAN discriminator.
 
 Losses on the generator: L1 inside the hole (normalized by the hole's area) plus a small L1 outside (the raw output
-there is discarded at inference, but keeping it close keeps the seam quiet), the EfficientNet-Lite0 perceptual
-distance of the composite when perceptual_weight > 0, and a hinge adversarial loss when gan_weight > 0. The
+there is discarded at inference, but keeping it close keeps the seam quiet), 1 - SSIM over the windows touching the
+hole when ssim_weight > 0, the EfficientNet-Lite0 perceptual distance of the composite when perceptual_weight > 0,
+and a hinge adversarial loss when gan_weight > 0. The
 discriminator sees the composite and the mask, so it judges the filled region against its surroundings.
 Validation: held-out images with fixed masks (one per hole-size band), L1 inside the hole and PSNR over the image.
 """
@@ -102,6 +103,13 @@ class InpaintTask:
         loss = hole + OUTSIDE_WEIGHT * outside
         logs = {"l1_hole": hole.item(), "l1_outside": outside.item()}
         comp = self.composite(raw, batch)
+        if self.cfg.ssim_weight > 0:
+            # 1 - SSIM over the windows that touch the hole: penalises texture that does not match the structure
+            # there (SSIM falls for uncorrelated detail), which the adversarial and perceptual terms invite.
+            smap = metrics.ssim_map_y(comp.float(), image)
+            near = F.max_pool2d(m, 11, stride=1)  # the map's valid windows (10 px smaller) with any hole pixel
+            s = ((1 - smap) * near).sum() / near.sum().clamp_min(1)
+            loss, logs = loss + self.cfg.ssim_weight * s, logs | {"ssim_loss": s.item()}
         if self.perceptual is not None:
             p = self.perceptual(comp.float(), image)
             loss, logs = loss + self.cfg.perceptual_weight * p, logs | {"perceptual": p.item()}
