@@ -184,9 +184,11 @@ def test_inpaint_command_errors(tmp_path, inpaint_weights):
         assert r.exit_code == 2 and "no shipped inpaint model" in r.stderr
 
 
-def test_inpaint_training_resumes_exactly(data_dir, tmp_path):
-    cfg = TrainConfig(task="inpaint", data=[str(data_dir)], model=TINY, steps=5, batch=2, patch=32, warmup=2,
-                      eval_every=3, val_count=2, gan_weight=0.1, disc={"num_feat": 4, "num_down": 2})
+@pytest.mark.parametrize("model, ssim", [(TINY, 0.0), (TINY | {"prefill": "telea"}, 0.2)], ids=["plain", "prefill-ssim"])
+def test_inpaint_training_resumes_exactly(data_dir, tmp_path, model, ssim):
+    cfg = TrainConfig(task="inpaint", data=[str(data_dir)], model=model, steps=5, batch=2, patch=32, warmup=2,
+                      eval_every=3, val_count=2, gan_weight=0.1, disc={"num_feat": 4, "num_down": 2},
+                      ssim_weight=ssim)
 
     def trainer(run_dir):
         torch.manual_seed(cfg.seed)
@@ -205,4 +207,5 @@ def test_inpaint_training_resumes_exactly(data_dir, tmp_path):
         assert torch.equal(a, b), k
     logged = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert any("l1_hole" in r and "d_loss" in r for r in logged)
+    assert any("ssim_loss" in r for r in logged) == (ssim > 0)
     assert any("val" in r and "l1_hole" in r["val"] for r in logged)
