@@ -184,7 +184,8 @@ def test_inpaint_command_errors(tmp_path, inpaint_weights):
         assert r.exit_code == 2 and "no shipped inpaint model" in r.stderr
 
 
-@pytest.mark.parametrize("model, ssim", [(TINY, 0.0), (TINY | {"prefill": "telea"}, 0.2)], ids=["plain", "prefill-ssim"])
+@pytest.mark.parametrize("model, ssim", [(TINY, 0.0), (TINY | {"prefill": "telea"}, 0.2)],
+                         ids=["plain", "prefill-ssim"])
 def test_inpaint_training_resumes_exactly(data_dir, tmp_path, model, ssim):
     cfg = TrainConfig(task="inpaint", data=[str(data_dir)], model=model, steps=5, batch=2, patch=32, warmup=2,
                       eval_every=3, val_count=2, gan_weight=0.1, disc={"num_feat": 4, "num_down": 2},
