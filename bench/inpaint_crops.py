@@ -54,7 +54,7 @@ def main() -> None:
     if args.weights:
         path, name = args.weights, args.weights.name
     else:
-        m = shipped.default_model("inpaint")
+        m = shipped.find(None, "inpaint")
         path, name = shipped.verify(m), f"gancli {m.name}"
     ours = model_inpainter(path)
     kodak = sorted((DATA / "bench" / "Kodak24").glob("*.png"))
