@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+INPAINT_WORK_SIZE = 1024  # = gancli.tasks.inpaint.WORK_SIZE (not imported here: it imports torch; a test checks)
 
 
 def fail(msg: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -239,7 +240,7 @@ def inpaint(
     work_size: Annotated[
         int, typer.Option("--work-size", min=64, help="Longest side the model sees around a hole (larger regions"
                           " are downscaled to it).")
-    ] = 512,
+    ] = INPAINT_WORK_SIZE,
     fmt: FormatOpt = None,
     quality: QualityOpt = 95,
     strip_metadata: StripOpt = False,

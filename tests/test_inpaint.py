@@ -210,3 +210,10 @@ def test_inpaint_training_resumes_exactly(data_dir, tmp_path, model, ssim):
     assert any("l1_hole" in r and "d_loss" in r for r in logged)
     assert any("ssim_loss" in r for r in logged) == (ssim > 0)
     assert any("val" in r and "l1_hole" in r["val"] for r in logged)
+
+
+def test_the_command_default_work_size_is_the_library_default():
+    from gancli import cli
+    from gancli.tasks import inpaint
+
+    assert cli.INPAINT_WORK_SIZE == inpaint.WORK_SIZE
