@@ -7,7 +7,7 @@ ellipse of 120x80 pixels plus a 6 px wide stroke, placed at the same offset from
 kodim01 resized (Lanczos) to 512x512 and 4000x3000: timing only, no quality is measured here.
 
     python bench/inpaint_large.py
-    python bench/inpaint_large.py --weights runs/inpaint/best.safetensors
+    python bench/inpaint_large.py --weights runs/inpaint/best.safetensors --threads 1
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ def make_hole(w: int, h: int) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", type=Path, help="an inpaint model file (default: the shipped default model)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads, for the call and the command (0: all)")
     args = ap.parse_args()
-    devices.set_threads(0)
+    devices.set_threads(args.threads)
     path = args.weights or shipped.verify(shipped.find(None, "inpaint"))
     model, _ = checkpoints.load_model(path)
     model = model.to(memory_format=torch.channels_last)
@@ -64,7 +65,8 @@ def main() -> None:
             image, mask, out = (Path(tmp) / f"{n}_{w}.png" for n in ("in", "mask", "out"))
             Image.fromarray(rgb).save(image, compress_level=1)
             Image.fromarray(hole.astype(np.uint8) * 255).save(mask)
-            cmd = [sys.executable, "-m", "gancli", "inpaint", str(image), "--mask", str(mask), "-o", str(out), "-q"]
+            cmd = [sys.executable, "-m", "gancli", "inpaint", str(image), "--mask", str(mask), "-o", str(out), "-q",
+                   "--threads", str(args.threads)]
             if args.weights:
                 cmd += ["--weights", str(args.weights)]
             t = time.perf_counter()
