@@ -35,7 +35,7 @@ class TrainConfig:
     data_workers: int = 2  # DataLoader worker processes when streaming
     degradation: str = "bicubic"  # upscale: how LR inputs are made: bicubic, or realistic (blur, noise, JPEG, x2)
     perceptual_weight: float = 0.0  # weight of the EfficientNet-Lite0 feature loss (needs gancli[train])
-    ssim_weight: float = 0.0  # inpaint: weight of 1 - SSIM (on Y) averaged over the hole
+    ssim_weight: float = 0.0  # inpaint: weight of 1 - SSIM (on Y) over the windows touching the hole
     gan_weight: float = 0.0  # weight of the adversarial loss on the generator (0: no discriminator)
     disc: dict[str, Any] = field(default_factory=dict)  # PatchDiscriminator config (see gancli.models)
     d_lr: float | None = None  # discriminator learning rate (default: lr)
