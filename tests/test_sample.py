@@ -49,6 +49,45 @@ def test_conditional_models_need_labels_and_use_them():
     assert d(a, torch.tensor([0, 1])).shape == (2,)
 
 
+def test_native_sizes_and_the_light_options():
+    from gancli.models.gan import bottom_size, net_size
+
+    assert bottom_size(28) == (7, 2) and bottom_size(32) == (4, 3) and bottom_size(48) == (6, 3)
+    assert [net_size(s) for s in (28, 32, 40, 36, 48, 64, 100, 6)] == [28, 32, 40, 64, 48, 64, 128, 8]
+    torch.manual_seed(0)
+    g = models.build("gan_gen", {**TINY_G, "image_size": 28, "channels": 1, "num_classes": 3, "convs": 1,
+                                 "cond": "concat"}).eval()
+    assert len(g.blocks) == 2 and all(len(b) == 1 for b in g.blocks)
+    z = g.sample_latents([4, 4, 5])
+    with torch.no_grad():
+        a = g(z, torch.tensor([0, 2, 0]))
+        alone = g(z[2:], torch.tensor([0]))
+    assert a.shape == (3, 1, 28, 28) and not torch.allclose(a[0], a[1])  # the label changes the image
+    assert torch.allclose(a[2], alone[0], atol=1e-6)  # and the batch does not
+    with pytest.raises(ValueError, match="cond"):
+        models.build("gan_gen", {**TINY_G, "cond": "sum"})
+    d = models.build("gan_disc", {**TINY_D, "image_size": 28, "channels": 1, "num_classes": 3, "convs": 0,
+                                  "mbstd": 4})
+    x = torch.rand(8, 1, 28, 28)
+    assert d(x, torch.zeros(8, dtype=torch.long)).shape == (8,) and d(x[:3], None).shape == (3,)
+    same = x[:1].expand(4, -1, -1, -1)  # a collapsed batch: the minibatch-std channel is zero
+    from gancli.models.gan import _minibatch_std
+
+    assert _minibatch_std(same, 4).abs().max() < 1e-3 < _minibatch_std(x[:4], 4).min()
+
+
+def test_grouped_batches_give_each_minibatch_std_group_one_class():
+    from gancli.training.sample import ArraySampler
+
+    labels = np.arange(60) % 3
+    images = labels.astype(np.uint8).reshape(60, 1, 1, 1).repeat(4, 1).repeat(4, 2)
+    s = ArraySampler(images, labels, seed=0, group=4)
+    x, y = s.batch(12)
+    assert (y.view(4, 3) == y[:3]).all()  # images i, i + 3, i + 6, i + 9 share a class
+    assert torch.equal(x[:, 0, 0, 0] * 255, y.float())  # and each image has its label
+    assert ArraySampler(images, labels, seed=0, group=4).batch(10)[1].shape == (10,)  # not a multiple: plain draw
+
+
 def test_diffaugment_keeps_shapes_and_alpha():
     x = torch.rand(4, 4, 16, 16)
     y = diffaug._color(x)

@@ -1,10 +1,13 @@
 """Unconditional and class-conditional image GANs for small data on a CPU (DCGAN-class, modernised).
 
-Generator: a latent vector (and a class embedding) -> 4x4 features -> (nearest x2, 3x3 conv, LeakyReLU, pixel norm)
-blocks up to the image size -> 1x1 conv to the image's channels (1 gray, 3 RGB, 4 RGBA), tanh. Pixel norm instead of
-batch norm keeps every sample independent of the others in its batch, so a seed gives the same image at any batch
-size. Discriminator: strided 3x3/4x4 convolutions with spectral norm down to 4x4, a linear score, and a projection
-term <embed(label), features> for class-conditional models.
+Generator: a latent vector (and a class embedding) -> bottom features (4x4 for 32 or 64, 7x7 for 28: the image size
+halved while it stays even and >= 4) -> (nearest x2, `convs` 3x3 convs, LeakyReLU, pixel norm) blocks up to the image
+size -> 1x1 conv to the image's channels (1 gray, 3 RGB, 4 RGBA), tanh. Pixel norm instead of batch norm keeps every
+sample independent of the others in its batch, so a seed gives the same image at any batch size.
+
+Discriminator: strided 4x4 convolutions with spectral norm down to the same bottom size (each followed by `convs`
+3x3 ones), optionally a minibatch-std channel and one more 3x3 conv, a linear score, and a projection term
+<embed(label), features> for class-conditional models.
 """
 
 from __future__ import annotations
@@ -20,13 +23,32 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 @dataclass
 class GANGeneratorConfig:
-    image_size: int = 32  # output side: a power of two, 8..256 (images of other sizes are padded/cropped for it)
+    image_size: int = 32  # output side, 8..256: bottom * 2**k with bottom 4..7 (28, 32, 48, 64, ...; see net_size)
     channels: int = 3  # 1 gray, 3 RGB, 4 RGBA
     latent_dim: int = 128
     base: int = 256  # channels at 4x4, halved per doubling of the resolution
     min_channels: int = 32
     num_classes: int = 0  # > 0: class-conditional
     crop: int = 0  # > 0: the data was padded to image_size from this side; samples are centre-cropped back
+    convs: int = 2  # 3x3 convolutions per resolution block
+    cond: str = "mul"  # class conditioning: "mul" (z * embedding), "add" (z + embedding) or "concat" ([z, embedding])
+
+
+def bottom_size(size: int) -> tuple[int, int]:
+    """(bottom side, number of x2 blocks) for an image side: halved while even and the half is >= 4."""
+    steps = 0
+    while size % 2 == 0 and size // 2 >= 4:
+        size //= 2
+        steps += 1
+    return size, steps
+
+
+def net_size(size: int) -> int:
+    """The side the networks run at for data of this side: itself where bottom_size allows, else the next power of 2."""
+    bottom, steps = bottom_size(size)
+    if 8 <= size <= 256 and bottom <= 7 and steps >= 1:
+        return size
+    return 2 ** math.ceil(math.log2(max(8, size)))
 
 
 def _pixel_norm(x: torch.Tensor) -> torch.Tensor:
@@ -40,14 +62,18 @@ class GANGenerator(nn.Module):
         super().__init__()
         self.config = config
         size = config.image_size
-        steps = int(math.log2(size)) - 2
-        if 2 ** (steps + 2) != size or not 8 <= size <= 256:
-            raise ValueError(f"image_size must be a power of two in 8..256, got {size}")
+        if net_size(size) != size:
+            raise ValueError(f"image_size must be 8..256 and bottom * 2**k with bottom 4..7, got {size}")
+        if config.cond not in ("mul", "concat", "add") or config.convs < 1:
+            raise ValueError(f"bad generator config: cond {config.cond!r}, convs {config.convs}")
+        self.bottom, steps = bottom_size(size)
         ch = [max(config.min_channels, config.base // 2**i) for i in range(steps + 1)]
         self.embed = nn.Embedding(config.num_classes, config.latent_dim) if config.num_classes else None
-        self.fc = nn.Linear(config.latent_dim, ch[0] * 16)
+        fc_in = config.latent_dim * (2 if self.embed is not None and config.cond == "concat" else 1)
+        self.fc = nn.Linear(fc_in, ch[0] * self.bottom**2)
         self.blocks = nn.ModuleList(
-            nn.ModuleList([nn.Conv2d(ch[i], ch[i + 1], 3, padding=1), nn.Conv2d(ch[i + 1], ch[i + 1], 3, padding=1)])
+            nn.ModuleList(nn.Conv2d(ch[i] if k == 0 else ch[i + 1], ch[i + 1], 3, padding=1)
+                          for k in range(config.convs))
             for i in range(steps))
         self.to_image = nn.Conv2d(ch[-1], config.channels, 1)
         self.ch0 = ch[0]
@@ -60,12 +86,19 @@ class GANGenerator(nn.Module):
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this generator is class-conditional: give labels")
-            z = z * self.embed(labels)  # multiplicative conditioning: each class reshapes the latent space
-        x = _pixel_norm(F.leaky_relu(self.fc(_pixel_norm(z)), 0.2).view(-1, self.ch0, 4, 4))
-        for conv1, conv2 in self.blocks:
+            e = self.embed(labels)
+            if self.config.cond == "concat":
+                z = torch.cat([_pixel_norm(z), _pixel_norm(e)], dim=1)
+            elif self.config.cond == "add":  # the same first-layer weights see both: z cannot be ignored alone
+                z = _pixel_norm(z) + _pixel_norm(e)
+            else:
+                z = z * e  # multiplicative conditioning: each class reshapes the latent space
+        b = self.bottom
+        x = _pixel_norm(F.leaky_relu(self.fc(_pixel_norm(z)), 0.2).view(-1, self.ch0, b, b))
+        for convs in self.blocks:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = _pixel_norm(F.leaky_relu(conv1(x), 0.2))
-            x = _pixel_norm(F.leaky_relu(conv2(x), 0.2))
+            for conv in convs:
+                x = _pixel_norm(F.leaky_relu(conv(x), 0.2))
         return (torch.tanh(self.to_image(x)) + 1) / 2
 
     def sample_latents(self, seeds: list[int]) -> torch.Tensor:
@@ -81,6 +114,9 @@ class GANDiscriminatorConfig:
     base: int = 32  # channels at full resolution, doubled per halving
     max_channels: int = 256
     num_classes: int = 0
+    convs: int = 1  # 3x3 convolutions after each strided one (0: strided convolutions only)
+    mbstd: int = 0  # > 0: minibatch standard deviation over groups of this many images, as one more channel before
+    #                 a last 3x3 conv (lets D see a batch's lack of variety: fights within-class mode collapse)
 
 
 class GANDiscriminator(nn.Module):
@@ -89,19 +125,39 @@ class GANDiscriminator(nn.Module):
     def __init__(self, config: GANDiscriminatorConfig) -> None:
         super().__init__()
         self.config = config
-        steps = int(math.log2(config.image_size)) - 2
+        if net_size(config.image_size) != config.image_size:
+            raise ValueError(f"image_size must be 8..256 and bottom * 2**k with bottom 4..7, got {config.image_size}")
+        bottom, steps = bottom_size(config.image_size)
         ch = [min(config.max_channels, config.base * 2**i) for i in range(steps + 1)]
         layers: list[nn.Module] = [spectral_norm(nn.Conv2d(config.channels, ch[0], 3, padding=1)), nn.LeakyReLU(0.2)]
         for i in range(steps):
-            layers += [spectral_norm(nn.Conv2d(ch[i], ch[i + 1], 4, stride=2, padding=1)), nn.LeakyReLU(0.2),
-                       spectral_norm(nn.Conv2d(ch[i + 1], ch[i + 1], 3, padding=1)), nn.LeakyReLU(0.2)]
+            layers += [spectral_norm(nn.Conv2d(ch[i], ch[i + 1], 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            for _ in range(config.convs):
+                layers += [spectral_norm(nn.Conv2d(ch[i + 1], ch[i + 1], 3, padding=1)), nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*layers)
-        self.fc = spectral_norm(nn.Linear(ch[-1] * 16, 1))
-        self.embed = spectral_norm(nn.Embedding(config.num_classes, ch[-1] * 16)) if config.num_classes else None
+        self.mbstd = config.mbstd
+        self.last = (nn.Sequential(spectral_norm(nn.Conv2d(ch[-1] + 1, ch[-1], 3, padding=1)), nn.LeakyReLU(0.2))
+                     if config.mbstd else None)
+        flat = ch[-1] * bottom**2
+        self.fc = spectral_norm(nn.Linear(flat, 1))
+        self.embed = spectral_norm(nn.Embedding(config.num_classes, flat)) if config.num_classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.net(x * 2 - 1).flatten(1)
+        h = self.net(x * 2 - 1)
+        if self.last is not None:
+            h = self.last(torch.cat([h, _minibatch_std(h, self.mbstd)], dim=1))
+        h = h.flatten(1)
         out = self.fc(h).squeeze(1)
         if self.embed is not None and labels is not None:
             out = out + (self.embed(labels) * h).sum(dim=1)  # projection discriminator
         return out
+
+
+def _minibatch_std(h: torch.Tensor, group: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 1, H, W): each image's group's mean feature standard deviation (`group` images
+    i, i + B/group, ... form a group; a smaller group where B is not a multiple)."""
+    b = h.shape[0]
+    g = next(k for k in range(min(group, b), 0, -1) if b % k == 0)
+    y = h.float().view(g, b // g, *h.shape[1:])
+    std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (B // g,)
+    return std.repeat(g).view(b, 1, 1, 1).expand(b, 1, *h.shape[2:]).to(h.dtype)

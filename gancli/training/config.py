@@ -42,6 +42,7 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])  # Adam's (G and D); GANs on small data: [0, 0.99]
     image_fit: str = "crop"  # sample: images not square at the model's size are centre-cropped, or "pad"ded
     r1_gamma: float = 0.0  # sample: weight of the R1 gradient penalty on real images (lazy, every 4 steps)
+    diversity_weight: float = 0.0  # sample: mode seeking (MSGAN), w * |z1 - z2| / |G(z1) - G(z2)|, pairs of a class
     diffaugment: str = "translation,cutout,color"  # sample: DiffAugment policy on all D inputs ("" = off)
     eval_images: int = 1000  # sample: images held out for the in-run Fréchet distance
     amp: bool = True  # mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from gancli import models
+from gancli.models import gan
 from gancli.training import diffaug
 from gancli.training.config import TrainConfig
 from gancli.training.image_sets import load_image_set, split_holdout
@@ -39,18 +40,30 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class ArraySampler:
-    """Random whole images (and labels) from arrays held in memory; resumable by its RNG state."""
+    """Random whole images (and labels) from arrays held in memory; resumable by its RNG state.
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray | None, seed: int) -> None:
+    With labels and group > 1, a batch of B is laid out as B/group classes drawn at random, each given to images
+    i, i + B/group, i + 2B/group, ... : the discriminator's minibatch-std groups (gan.py) then hold one class each, so
+    a generator that ignores its latent within a class (while the classes still differ) shows a zero spread there.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, seed: int, group: int = 1) -> None:
         self.images, self.labels = images, labels
         self.rng = np.random.default_rng(seed)
+        self.group = group if labels is not None else 1
+        self.by_class = [] if labels is None else [np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)]
 
     @property
     def pixels(self) -> int:
         return int(np.prod(self.images.shape[:3]))
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = self.rng.integers(0, len(self.images), size=n)
+        if self.group > 1 and n % self.group == 0:
+            anchors = self.rng.integers(0, len(self.images), size=n // self.group)  # classes as often as in the data
+            pools = [self.by_class[int(c)] for c in self.labels[anchors]]
+            idx = np.stack([p[self.rng.integers(0, len(p), size=self.group)] for p in pools], axis=1).reshape(-1)
+        else:
+            idx = self.rng.integers(0, len(self.images), size=n)
         x = torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2).float().div_(255)
         y = None if self.labels is None else torch.from_numpy(self.labels[idx])
         return x, y
@@ -71,18 +84,19 @@ class SampleTask:
     def __init__(self, cfg: TrainConfig, device: torch.device, log=print) -> None:
         self.cfg, self.device, self.log = cfg, device, log
         size = int(cfg.model.get("image_size", 32))
-        net_size = 2 ** math.ceil(math.log2(max(8, size)))
+        net_size = gan.net_size(size)  # 28 stays 28 (7x7 bottom); 36 (bottom 9) is padded to 64
         data = load_image_set(cfg.data, size, cfg.image_fit)
         for s in data.skipped[:5]:
             log(f"skipped {s}")
         images = data.images
-        if net_size != size:  # e.g. 28x28 digits: padded to 32x32 for the network, cropped back when sampling
+        if net_size != size:  # padded for the network, cropped back when sampling
             p0 = (net_size - size) // 2
             images = np.pad(images, ((0, 0), (p0, net_size - size - p0), (p0, net_size - size - p0), (0, 0)))
         train_idx, held_idx = split_holdout(len(images), cfg.eval_images, cfg.seed)
         self.classes = data.classes
         labels = data.labels
-        self.sampler = ArraySampler(images[train_idx], None if labels is None else labels[train_idx], cfg.seed)
+        self.sampler = ArraySampler(images[train_idx], None if labels is None else labels[train_idx], cfg.seed,
+                                    group=int(cfg.disc.get("mbstd", 0)) or 1)
         self.held = images[held_idx]
         self.held_labels = None if labels is None else labels[held_idx]
         self.val_files = list(held_idx)  # what describe() counts as validation images
@@ -125,7 +139,16 @@ class SampleTask:
                ) -> tuple[torch.Tensor, dict[str, float]]:
         score = disc(diffaug.augment(fake, self.policy), batch.get("labels")).float()
         loss = -score.mean()
-        return loss, {"g_adv": loss.item()}
+        logs = {"g_adv": loss.item()}
+        if self.cfg.diversity_weight > 0 and len(fake) >= 2:
+            # images i and i + B/2 share a class when batches are grouped (ArraySampler): a generator that maps
+            # their different latents to one image pays 1 / (image distance / latent distance)
+            h = len(fake) // 2
+            z = batch["z"]
+            ratio = (fake[:h] - fake[h : 2 * h]).abs().mean() / (z[:h] - z[h : 2 * h]).abs().mean()
+            loss = loss + self.cfg.diversity_weight / (ratio.float() + 1e-5)
+            logs["ms_ratio"] = ratio.item()
+        return loss, logs
 
     def d_loss(self, fake: torch.Tensor, batch: dict[str, torch.Tensor], disc: torch.nn.Module
                ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -154,6 +177,8 @@ class SampleTask:
         self.pca = vt[:64].T
         self.real_feats = (x - self.pca_mean) @ self.pca
         self.real_spread = _mean_pair_distance(x)
+        self.real_class_spread = (None if self.held_labels is None else
+                                  _class_pair_distance(x, self.held_labels, len(self.classes)))
 
     @torch.no_grad()
     def samples(self, model: torch.nn.Module, seeds: list[int], labels: list[int] | None = None) -> np.ndarray:
@@ -175,7 +200,15 @@ class SampleTask:
         diversity = _mean_pair_distance(fake) / max(self.real_spread, 1e-8)
         if diversity < COLLAPSE_RATIO:
             self.log(f"warning: samples are {diversity:.2f}x as varied as real images: possible mode collapse")
-        return {"fd_pca": round(fd, 4), "diversity": round(diversity, 4), "score": -round(fd, 4)}
+        out = {"fd_pca": round(fd, 4), "diversity": round(diversity, 4)}
+        if self.real_class_spread:  # within one class (samples of seed s have label s % classes)
+            k = len(self.classes)
+            cd = _class_pair_distance(fake, np.arange(EVAL_SEEDS) % k, k) / self.real_class_spread
+            out["class_diversity"] = round(cd, 4)
+            if cd < COLLAPSE_RATIO:
+                self.log(f"warning: samples of one class are {cd:.2f}x as varied as real ones: the generator "
+                         "ignores its latent (mode collapse within classes)")
+        return {**out, "score": -round(fd, 4)}
 
     def sample_sheet(self, model: torch.nn.Module, rows: int = 8) -> np.ndarray:
         """rows x rows samples of fixed seeds (one class per row for conditional models), RGB on grey."""
@@ -198,6 +231,12 @@ def _mean_pair_distance(x: np.ndarray, pairs: int = 2000) -> float:
     i, j = rng.integers(0, len(x), pairs), rng.integers(0, len(x), pairs)
     keep = i != j
     return float(np.sqrt(((x[i[keep]] - x[j[keep]]) ** 2).sum(1)).mean())
+
+
+def _class_pair_distance(x: np.ndarray, labels: np.ndarray, classes: int) -> float:
+    """Mean pairwise distance within each class, averaged over the classes present."""
+    d = [_mean_pair_distance(x[labels == c], 200) for c in range(classes) if (labels == c).sum() >= 2]
+    return float(np.mean(d)) if d else 0.0
 
 
 def grid(x: np.ndarray, cols: int, pad: int = 2) -> np.ndarray:
