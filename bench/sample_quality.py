@@ -349,7 +349,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=MNIST, help="an .npz (x_train, y_train, x_test, y_test) or idx folder")
     ap.add_argument("--weights", type=Path, action="append", default=[], help="a gancli sample model (repeatable)")
     ap.add_argument("--mlp", type=Path, action="append", default=[], help="a bench/mlp_gan.py generator (repeatable)")
-    ap.add_argument("--no-shipped", action="store_true", help="skip the shipped sample models")
+    ap.add_argument("--no-shipped", action="store_true", help="skip the shipped sample models (else: those trained "
+                    "on --data)")
     ap.add_argument("--samples", type=int, default=SAMPLES, help="images per set (fewer only for smoke tests)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
     ap.add_argument("--json", type=Path, help="write the results here")
@@ -378,9 +379,10 @@ def main() -> None:
     floor_idx = np.sort(rng.choice(len(x_train), n, replace=False))
     sets = [Drawn("real: x_train vs x_test (noise floor)", x_train[floor_idx], y_train[floor_idx], None)]
     if not args.no_shipped:
-        for m in shipped.shipped_models():
-            if m.task == "sample":
-                sets.append(draw_gancli(shipped.verify(m), f"gancli {m.name}", n, classes))
+        for m in shipped.shipped_models():  # those trained on this data set (their provenance names it)
+            path = shipped.verify(m) if m.task == "sample" else None
+            if path and Path(args.data).name in str(checkpoints.read_model_info(path).provenance.get("data", "")):
+                sets.append(draw_gancli(path, f"gancli {m.name}", n, classes))
     for path in args.weights:
         sets.append(draw_gancli(path, f"gancli {path.parent.name}/{path.name}", n, classes))
     for path in args.mlp:
