@@ -31,7 +31,7 @@ class GANGeneratorConfig:
     num_classes: int = 0  # > 0: class-conditional
     crop: int = 0  # > 0: the data was padded to image_size from this side; samples are centre-cropped back
     convs: int = 2  # 3x3 convolutions per resolution block
-    cond: str = "mul"  # class conditioning: "mul" (z * embedding), "add" (z + embedding) or "concat" ([z, embedding])
+    cond: str = "mul"  # class conditioning: "mul" (z * embedding) or "concat" ([z, embedding] into the first layer)
 
 
 def bottom_size(size: int) -> tuple[int, int]:
@@ -64,7 +64,7 @@ class GANGenerator(nn.Module):
         size = config.image_size
         if net_size(size) != size:
             raise ValueError(f"image_size must be 8..256 and bottom * 2**k with bottom 4..7, got {size}")
-        if config.cond not in ("mul", "concat", "add") or config.convs < 1:
+        if config.cond not in ("mul", "concat") or config.convs < 1:
             raise ValueError(f"bad generator config: cond {config.cond!r}, convs {config.convs}")
         self.bottom, steps = bottom_size(size)
         ch = [max(config.min_channels, config.base // 2**i) for i in range(steps + 1)]
@@ -89,8 +89,6 @@ class GANGenerator(nn.Module):
             e = self.embed(labels)
             if self.config.cond == "concat":
                 z = torch.cat([_pixel_norm(z), _pixel_norm(e)], dim=1)
-            elif self.config.cond == "add":  # the same first-layer weights see both: z cannot be ignored alone
-                z = _pixel_norm(z) + _pixel_norm(e)
             else:
                 z = z * e  # multiplicative conditioning: each class reshapes the latent space
         b = self.bottom

@@ -54,7 +54,8 @@ class ArraySampler:
         self.images, self.labels = images, labels
         self.rng = np.random.default_rng(seed)
         self.group = group if labels is not None else 1
-        self.by_class = [] if labels is None else [np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)]
+        self.by_class = ([np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)] if self.group > 1
+                         else [])
 
     @property
     def pixels(self) -> int:
@@ -144,8 +145,9 @@ class SampleTask:
         loss = -score.mean()
         logs = {"g_adv": loss.item()}
         if self.cfg.diversity_weight > 0 and len(fake) >= 2:
-            # images i and i + B/2 share a class when batches are grouped (ArraySampler): a generator that maps
-            # their different latents to one image pays 1 / (image distance / latent distance)
+            # images i and i + B/2 share a class when batches are grouped in an even group (ArraySampler, mbstd 4;
+            # other pairs may differ in class): a generator that maps their latents to one image pays
+            # 1 / (image distance / latent distance)
             h = len(fake) // 2
             z = batch["z"]
             ratio = (fake[:h] - fake[h : 2 * h]).abs().mean() / (z[:h] - z[h : 2 * h]).abs().mean()
