@@ -745,12 +745,14 @@ def train(
                 if not quiet and not console.is_tty():
                     console.info(line)
 
+        trainer = None
         try:
             trainer = runs.open_run(cfg, run_dir, dev, new=new, init_from=init_from, log=log,
                                     on_step=on_step_logged, dist_ctx=ctx)
             if ctx.main:
                 runs.add_tensorboard(trainer, log)
             trainer.run(minutes=minutes)
+            distributed.barrier(ctx)  # no rank leaves while another is still in a collective (or writing)
             log(f"stopped at step {trainer.step}; best validation score {trainer.best_score:.4f}")
         except TrainingInterrupted as e:
             log(str(e))
@@ -759,6 +761,7 @@ def train(
             log(f"error: {e}")
             raise fail(str(e), EXIT_FAILED) from None
         finally:
+            del trainer  # the DDP wrappers and their reducer threads go before the process group they use
             distributed.shutdown(ctx)
 
 

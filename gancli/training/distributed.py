@@ -12,6 +12,7 @@ agreed on by all ranks every step, so no rank is left waiting in a collective.
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import os
 import random
@@ -62,7 +63,10 @@ def from_environment(device: str) -> tuple[DistContext, str]:
 
 
 def shutdown(ctx: DistContext) -> None:
+    """Leave the process group. Drop every DistributedDataParallel wrapper first: a gloo group destroyed under a
+    live reducer can abort the process at exit ("terminate called without an active exception")."""
     if ctx.enabled and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
