@@ -10,11 +10,15 @@ step count depends on the clock). Saves the generator as safetensors (not a ganc
 "format" metadata) and a JSON next to it with the steps done and the seconds.
 
 Data: 28x28 gray images, white on black: an .npz with x_train (N, 28, 28) uint8 [and y_train, x_test, y_test], or a
-folder with MNIST-style idx files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and the labels).
+folder with MNIST-style idx files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and the labels); or any
+folder of images (--size; RGBA kept, as gancli's sample training reads it, e.g. the emoji set of bench/emoji_set.py):
+the same MLPs, only the image layer widened to H x W x C (784 -> 16384 for 64x64 RGBA).
 
     python bench/mlp_gan.py --minutes 30                      # MNIST (../shared/data/digits), all cores
     python bench/mlp_gan.py --cpu-minutes 40 --threads 1      # a CPU-time budget (the gancli run's cpu_seconds)
     python bench/mlp_gan.py --minutes 30 --data FASHION_IDX_FOLDER --out bench/out/mlp_gan_fashion.safetensors
+    python bench/mlp_gan.py --cpu-minutes 60 --threads 1 --data runs/emoji_data --size 64 \
+        --out bench/out/mlp_gan_emoji.safetensors             # 64x64 RGBA emoji (bench/emoji_set.py)
     python bench/mlp_gan.py --minutes 0.3 --threads 1         # smoke test
 """
 
@@ -37,7 +41,7 @@ from common import DATA, ROOT, machine  # noqa: E402
 
 from gancli import devices  # noqa: E402
 from gancli.atomic import atomic_path  # noqa: E402
-from gancli.training.image_sets import _find, _read_idx  # noqa: E402
+from gancli.training.image_sets import _find, _read_idx, load_image_set  # noqa: E402
 
 MNIST = DATA / "digits" / "mnist_70k_uint8.npz"
 FORMAT = "bench-mlp-gan/1"
@@ -73,26 +77,28 @@ def load_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray | N
 
 
 class MLPGenerator(nn.Module):
-    """forward(z (B, 100)) -> (B, 784) in [-1, 1] (tanh); (x + 1) / 2 reshaped to (B, 1, 28, 28) is the image."""
+    """forward(z (B, 100)) -> (B, H*W*C) in [-1, 1] (tanh); (x + 1) / 2 reshaped to (B, H, W, C) is the image
+    (28x28 gray by default: 784 outputs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, shape: tuple[int, int, int] = (SIDE, SIDE, 1)) -> None:
         super().__init__()
+        self.shape = tuple(shape)
         dims = (LATENT, 256, 512, 1024)
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:], strict=True):
             layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
-        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], SIDE * SIDE), nn.Tanh())
+        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], int(np.prod(shape))), nn.Tanh())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
 
 
 class MLPDiscriminator(nn.Module):
-    """forward(x (B, 784) in [-1, 1]) -> (B,) logits; sigmoid(logit) is the probability of "real"."""
+    """forward(x (B, H*W*C) in [-1, 1]) -> (B,) logits; sigmoid(logit) is the probability of "real"."""
 
-    def __init__(self) -> None:
+    def __init__(self, inputs: int = SIDE * SIDE) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(SIDE * SIDE, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
+        self.net = nn.Sequential(nn.Linear(inputs, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
                                  nn.LeakyReLU(0.2), nn.Linear(256, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,7 +108,8 @@ class MLPDiscriminator(nn.Module):
 def save_generator(g: MLPGenerator, path: Path, info: dict) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in g.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "info": json.dumps(info)})
+        meta = {"format": FORMAT, "info": json.dumps(info), "shape": json.dumps(g.shape)}
+        save_file(tensors, str(tmp), metadata=meta)
 
 
 def load_generator(path: str | Path) -> MLPGenerator:
@@ -111,19 +118,23 @@ def load_generator(path: str | Path) -> MLPGenerator:
         if (f.metadata() or {}).get("format") != FORMAT:
             raise ValueError(f"{path}: not a generator written by bench/mlp_gan.py (format {FORMAT})")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    g = MLPGenerator()
+        shape = json.loads((f.metadata() or {}).get("shape", "null") or "null") or (SIDE, SIDE, 1)
+    g = MLPGenerator(tuple(shape))
     g.load_state_dict(tensors, strict=True)
     return g.eval().requires_grad_(False)
 
 
 def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False) -> tuple[MLPGenerator, int, float]:
     """Train for `minutes` of wall time (cpu=True: of this process's CPU time, every thread counted) on (N, 28, 28)
-    uint8 images. Returns (generator, steps, seconds of that clock)."""
+    or (N, H, W, C) uint8 images. Returns (generator, steps, seconds of that clock)."""
+    if len(images) < BATCH:
+        raise ValueError(f"the MLP GAN draws batches of {BATCH}: need at least {BATCH} images, got {len(images)}")
     clock = time.process_time if cpu else time.perf_counter
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
-    data = torch.from_numpy(images.reshape(len(images), -1)).float().div_(127.5).sub_(1)  # (N, 784) in [-1, 1]
-    g, d = MLPGenerator(), MLPDiscriminator()
+    data = torch.from_numpy(images.reshape(len(images), -1).copy()).float().div_(127.5).sub_(1)  # (N, 784) in [-1, 1]
+    shape = images.shape[1:] if images.ndim == 4 else (*images.shape[1:], 1)
+    g, d = MLPGenerator(shape), MLPDiscriminator(int(np.prod(shape)))
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
@@ -161,11 +172,16 @@ def main() -> None:
     budget.add_argument("--cpu-minutes", type=float, help="CPU time of the process (all threads): a fair budget "
                         "even on a machine that is busy with something else")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
-    ap.add_argument("--data", type=Path, default=MNIST, help="an .npz (x_train ...) or a folder of idx files")
+    ap.add_argument("--data", type=Path, default=MNIST, help="an .npz (x_train ...), a folder of idx files, or a "
+                    "folder of images")
+    ap.add_argument("--size", type=int, default=64, help="side for a folder of images (padded, as image_fit pad)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "mlp_gan.safetensors")
     args = ap.parse_args()
     threads = devices.set_threads(args.threads)
-    images, _ = load_split(args.data, "train")
+    if args.data.is_dir() and _find(args.data, "train-images-idx3-ubyte") is None:
+        images = load_image_set([str(args.data)], args.size, "pad").images  # (N, size, size, C)
+    else:
+        images, _ = load_split(args.data, "train")
     print(f"{machine()}; {len(images)} training images from {args.data}", file=sys.stderr)
     cpu = args.cpu_minutes is not None
     budget = args.cpu_minutes if cpu else args.minutes
@@ -173,6 +189,7 @@ def main() -> None:
     info = {"data": str(args.data), "clock": "cpu" if cpu else "wall",
             "minutes": budget, "threads": threads, "steps": steps,
             "seconds": round(seconds, 1), "steps_per_s": round(steps / seconds, 2), "batch": BATCH, "seed": SEED,
+            "shape": list(g.shape),
             "machine": machine()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_generator(g, args.out, info)

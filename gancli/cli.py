@@ -776,6 +776,10 @@ def export(
         bool, typer.Option("--last", help="The EMA generator of the latest checkpoint instead of the best validation"
                            " (for GAN runs, where the validation score is only a guide).")
     ] = False,
+    classes: Annotated[
+        str, typer.Option("--classes", help="Class names of a class-conditional sample model, comma-separated, in "
+                          "label order (for data with integer labels, e.g. Fashion-MNIST): what `--label` accepts.")
+    ] = "",
 ) -> None:
     """Export the best EMA generator of a training run as a model file that `--weights` reads."""
     from gancli import checkpoints
@@ -800,8 +804,16 @@ def export(
             info = dataclasses.replace(info, provenance=provenance)
     except (checkpoints.CheckpointError, OSError, KeyError, json.JSONDecodeError) as e:
         raise fail(str(e), EXIT_FAILED) from None
-    output.parent.mkdir(parents=True, exist_ok=True)
     provenance = info.provenance | {"parameters": sum(p.numel() for p in model.parameters())}
+    if classes:
+        names = [c.strip() for c in classes.split(",")]
+        count = int(getattr(model.config, "num_classes", 0) or 0)
+        if info.task != "sample" or count == 0:
+            raise fail("--classes is for class-conditional sample models; this one has no classes")
+        if len(names) != count or len(set(names)) != count or not all(names):
+            raise fail(f"--classes needs {count} distinct non-empty names, got {len(names)}: {classes}")
+        provenance["classes"] = names
+    output.parent.mkdir(parents=True, exist_ok=True)
     checkpoints.save_model(
         model, output, task=info.task, name=name or info.name or output.stem,
         description=description or info.description, provenance=provenance,

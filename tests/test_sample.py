@@ -202,3 +202,33 @@ def test_sample_command(class_data, tmp_path):
                       (["--interpolate", "1"], "two seeds"), (["-o", str(tmp_path / "g.txt")], "grid")):
         r = runner.invoke(app, [*w, *args])
         assert r.exit_code == 2 and msg in r.stderr, (args, r.stderr)
+
+
+def test_small_sets_can_evaluate_against_the_training_images(class_data, tmp_path):
+    cfg = TrainConfig(task="sample", data=[str(class_data)], model=TINY_G, disc=TINY_D, steps=1, batch=2,
+                      eval_images=0)
+    task = SampleTask(cfg, CPU, log=lambda m: None)
+    n = len(list(class_data.rglob("*.png")))
+    assert len(task.held) == len(task.sampler.images) == n and task.val_files == []  # every image trains
+    with pytest.raises(ValueError, match="eval_images"):
+        TrainConfig(task="sample", eval_images=-1)
+
+
+def test_export_names_the_classes_that_label_accepts(class_data, tmp_path):
+    from gancli.cli import app
+
+    cfg = TrainConfig(task="sample", data=[str(class_data)], model=TINY_G, disc=TINY_D, steps=1, batch=2,
+                      eval_every=1, eval_images=5)
+    torch.manual_seed(0)
+    (tmp_path / "run").mkdir()
+    Trainer(cfg, SampleTask(cfg, CPU, log=lambda m: None), tmp_path / "run", CPU, log=lambda m: None).run()
+    runner, out = CliRunner(), tmp_path / "named.safetensors"
+    for bad in ("x", "x,x", "x,"):
+        r = runner.invoke(app, ["export", str(tmp_path / "run"), "-o", str(out), "--classes", bad])
+        assert r.exit_code == 2 and "2 distinct" in r.stderr and not out.exists(), bad
+    r = runner.invoke(app, ["export", str(tmp_path / "run"), "-o", str(out), "--classes", "cat, dog"])
+    assert r.exit_code == 0, r.stderr
+    assert checkpoints.read_model_info(out).provenance["classes"] == ["cat", "dog"]
+    r = runner.invoke(app, ["sample", "--weights", str(out), "--seeds", "1", "--label", "dog", "--json",
+                            "-o", str(tmp_path / "s") + "/"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["label"] == "dog", r.stderr

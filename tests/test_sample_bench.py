@@ -13,6 +13,7 @@ from gancli import checkpoints, models
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
+import emoji_quality as eq  # noqa: E402
 import mlp_gan  # noqa: E402
 import sample_quality as sq  # noqa: E402
 
@@ -108,3 +109,27 @@ def test_metrics_see_noise_and_a_perfect_match():
     assert worse["tv_ratio"] > 1.2 and worse["patch_fd"] > 0.01 and worse["label_accuracy"] is None
     assert worse["samples_per_s"] == 300
     assert "| noisy |" in sq.table([same, worse])
+
+
+def test_mlp_gan_widens_to_rgba_and_the_emoji_metrics_behave(tmp_path):
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    x = np.zeros((64, 64, 64, 4), np.uint8)
+    x[:, 16:48, 16:48] = 255  # opaque white squares on transparency
+    g, steps, _ = mlp_gan.train(x, minutes=0.01, log=lambda s: None)
+    path = tmp_path / "g.safetensors"
+    mlp_gan.save_generator(g, path, {"steps": steps})
+    assert mlp_gan.load_generator(path).shape == (64, 64, 4)
+    drawn = eq.draw_mlp(path, "mlp", 12)
+    assert drawn.images.shape == (12, 64, 64, 4) and drawn.images.dtype == np.uint8
+    with pytest.raises(ValueError, match="64x64x4"):
+        x28, _ = digits(64)
+        g28, _, _ = mlp_gan.train(x28, minutes=0.005, log=lambda s: None)
+        mlp_gan.save_generator(g28, tmp_path / "g28.safetensors", {})
+        eq.draw_mlp(tmp_path / "g28.safetensors", "mlp", 4)
+    a = rng.normal(size=(200, 8))
+    assert abs(eq.kid(a[:100], a[100:], subsets=20, size=100)) < 0.05  # one distribution: unbiased, near 0
+    assert eq.kid(a[:100], a[100:] + 2, subsets=20, size=100) > 1  # shifted: clearly positive
+    assert eq.nearest(a[:5], a).max() < 1e-6 and (eq.nearest(a, a, exclude_self=True) > 0).all()
+    cover, soft = eq.alpha_stats(x)
+    assert cover == 0.25 and soft == 0  # a quarter opaque, no soft edges

