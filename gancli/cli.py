@@ -458,12 +458,14 @@ def sample(
         nonlocal code
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            imageio.save(pic, path)
+            notes = imageio.save(pic, path)
             status, err = "ok", None
         except (OSError, ValueError) as e:
-            status, err, code = "failed", str(e).splitlines()[0], EXIT_FAILED
+            notes, status, err, code = [], "failed", str(e).splitlines()[0], EXIT_FAILED
             console.error(f"{path}: {err}")
-        records.append({"output": path, "status": status, "error": err, **fields})
+        for note in dict.fromkeys(notes):  # e.g. alpha composited for JPEG: said once per file, never silently
+            console.warn(f"{path}: {note}")
+        records.append({"output": path, "status": status, "error": err, **fields} | ({"notes": notes} if notes else {}))
 
     if walk is not None:
         za, zb = net.sample_latents(walk)
@@ -503,9 +505,9 @@ def sample(
             from gancli.training.sample import grid
 
             allimgs = np.concatenate(images)
-            sheet = grid(allimgs, cols or math.ceil(math.sqrt(len(allimgs))), pad=2 * zoom)
+            sheet = grid(allimgs, cols or math.ceil(math.sqrt(len(allimgs))), pad=2 * zoom, alpha=True)
             text = meta(None, fixed_label) | {"gancli:seeds": seeds if seeds is not None else f"{seed}-{seed + n - 1}"}
-            write(output, imageio.Picture(sheet, text=text), seeds=seed_list)
+            write(output, picture(sheet, text), seeds=seed_list)  # RGBA models: a transparent sheet
     for r in records:
         if as_json:
             typer.echo(json.dumps(r | {"model": model_name}))

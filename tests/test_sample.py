@@ -232,3 +232,18 @@ def test_export_names_the_classes_that_label_accepts(class_data, tmp_path):
     r = runner.invoke(app, ["sample", "--weights", str(out), "--seeds", "1", "--label", "dog", "--json",
                             "-o", str(tmp_path / "s") + "/"])
     assert r.exit_code == 0 and json.loads(r.stdout)["label"] == "dog", r.stderr
+
+
+def test_rgba_models_keep_alpha_in_grids_and_say_when_a_format_drops_it(tmp_path):
+    torch.manual_seed(0)
+    g = models.build("gan_gen", {**TINY_G, "channels": 4})
+    path = tmp_path / "rgba.safetensors"
+    checkpoints.save_model(g, path, task="sample", name="rgba")
+    app, runner = app_with(register_sample), CliRunner()
+    r = runner.invoke(app, ["sample", "--weights", str(path), "-n", "4", "-o", str(tmp_path / "g.png")])
+    assert r.exit_code == 0, r.stderr
+    im = Image.open(tmp_path / "g.png")
+    assert im.mode == "RGBA" and im.getpixel((0, 0))[3] == 0  # transparent padding, the samples' own alpha inside
+    r = runner.invoke(app, ["sample", "--weights", str(path), "-n", "4", "-o", str(tmp_path / "g.jpg"), "--json"])
+    assert r.exit_code == 0 and "no alpha channel" in r.stderr
+    assert "no alpha channel" in json.loads(r.stdout)["notes"][0]

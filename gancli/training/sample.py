@@ -248,16 +248,20 @@ def _class_pair_distance(x: np.ndarray, labels: np.ndarray, classes: int) -> flo
     return float(np.mean(d)) if d else 0.0
 
 
-def grid(x: np.ndarray, cols: int, pad: int = 2) -> np.ndarray:
-    """(N, S, S, C) uint8 -> one RGB sheet, alpha composited on mid grey, gray expanded to RGB."""
+def grid(x: np.ndarray, cols: int, pad: int = 2, alpha: bool = False) -> np.ndarray:
+    """(N, S, S, C) uint8 -> one sheet, gray expanded to RGB. RGBA images: composited on mid grey into an RGB sheet,
+    or with alpha=True kept as an RGBA sheet whose padding is transparent."""
     n, s, _, c = x.shape
-    if c == 4:
+    keep = alpha and c == 4
+    if c == 4 and not keep:
         a = x[..., 3:].astype(np.float32) / 255
         x = (x[..., :3] * a + 128 * (1 - a) + 0.5).astype(np.uint8)
     elif c == 1:
         x = np.repeat(x, 3, axis=3)
     rows = math.ceil(n / cols)
-    sheet = np.full((rows * (s + pad) + pad, cols * (s + pad) + pad, 3), 255, np.uint8)
+    sheet = np.full((rows * (s + pad) + pad, cols * (s + pad) + pad, 4 if keep else 3), 255, np.uint8)
+    if keep:
+        sheet[..., 3] = 0
     for k in range(n):
         r, q = divmod(k, cols)
         sheet[pad + r * (s + pad) : pad + r * (s + pad) + s, pad + q * (s + pad) : pad + q * (s + pad) + s] = x[k]
