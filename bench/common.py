@@ -66,3 +66,28 @@ def timeit(fn, repeat: int = 5, warmup: int = 1) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return sorted(times)[len(times) // 2]
+
+
+def side_by_side(panels: list, names: list[str], path: Path) -> None:
+    """Panels ((H, W, 3) uint8 arrays) in a row on white, each under a caption row with its name (PIL's default
+    font; names too wide for their panel are shortened with "..."), written as a PNG."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    from gancli import imageio
+
+    font = ImageFont.load_default()
+    gap, caption = 12, 20
+    h = max(p.shape[0] for p in panels) + caption
+    w = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
+    sheet = Image.new("RGB", (w, h), "white")
+    pen = ImageDraw.Draw(sheet)
+    x = 0
+    for name, p in zip(names, panels, strict=True):
+        while len(name) > 4 and pen.textlength(name, font=font) > p.shape[1] - 4:
+            name = name[:-4] + "..."
+        pen.text((x + 2, 4), name, fill="black", font=font)
+        sheet.paste(Image.fromarray(p), (x, caption))
+        x += p.shape[1] + gap
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.save(imageio.Picture(np.asarray(sheet).copy()), path)

@@ -51,11 +51,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine  # noqa: E402
+from common import ROOT, machine, side_by_side  # noqa: E402
 from fid import FeatureExtractor, frechet_distance  # noqa: E402
 from mlp_gan import LATENT, load_generator  # noqa: E402
 
-from gancli import checkpoints, devices, imageio  # noqa: E402
+from gancli import checkpoints, devices  # noqa: E402
 from gancli.tasks.sample import generate  # noqa: E402
 from gancli.training.image_sets import load_image_set  # noqa: E402
 
@@ -222,22 +222,7 @@ def panel(drawn: Drawn, classes: int, rows: int = 8) -> np.ndarray:
 
 
 def write_sheet(drawn: list[Drawn], classes: int, path: Path) -> None:
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default()
-    panels = [panel(d, classes) for d in drawn]
-    gap, caption = 12, 20
-    h = max(p.shape[0] for p in panels) + caption
-    w = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
-    sheet = Image.new("RGB", (w, h), "white")
-    pen = ImageDraw.Draw(sheet)
-    x = 0
-    for d, p in zip(drawn, panels, strict=True):
-        pen.text((x + 2, 4), d.name, fill="black", font=font)
-        sheet.paste(Image.fromarray(p), (x, caption))
-        x += p.shape[1] + gap
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.save(imageio.Picture(np.asarray(sheet).copy()), path)
+    side_by_side([panel(d, classes) for d in drawn], [d.name for d in drawn], path)
 
 
 def main() -> None:

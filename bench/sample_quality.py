@@ -64,11 +64,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine  # noqa: E402
+from common import ROOT, machine, side_by_side  # noqa: E402
 from fid import frechet_distance  # noqa: E402
 from mlp_gan import LATENT, MNIST, SIDE, load_generator, load_split  # noqa: E402
 
-from gancli import checkpoints, devices, imageio, shipped  # noqa: E402
+from gancli import checkpoints, devices, shipped  # noqa: E402
 from gancli.atomic import atomic_path  # noqa: E402
 from gancli.tasks.sample import generate  # noqa: E402
 from gancli.training.sample import grid  # noqa: E402
@@ -320,25 +320,7 @@ def panel(drawn: Drawn, rows: int = 10) -> np.ndarray:
 
 def write_sheet(drawn: list[Drawn], path: Path) -> None:
     """The methods' panels side by side, each under a caption row with its name (PIL's default font)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default()
-    panels = [panel(d) for d in drawn]
-    gap, caption = 12, 20
-    h = max(p.shape[0] for p in panels) + caption
-    w = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
-    sheet = Image.new("RGB", (w, h), "white")
-    pen = ImageDraw.Draw(sheet)
-    x = 0
-    for d, p in zip(drawn, panels, strict=True):
-        name = d.name
-        while len(name) > 4 and pen.textlength(name, font=font) > p.shape[1] - 4:
-            name = name[:-4] + "..."
-        pen.text((x + 2, 4), name, fill="black", font=font)
-        sheet.paste(Image.fromarray(p), (x, caption))
-        x += p.shape[1] + gap
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.save(imageio.Picture(np.asarray(sheet).copy()), path)
+    side_by_side([panel(d) for d in drawn], [d.name for d in drawn], path)
 
 
 # ----------------------------------------------------------------------------------------------------------- main
