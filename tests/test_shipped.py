@@ -227,3 +227,23 @@ def test_shipped_sample_model_draws_reproducible_labelled_images(tmp_path):
     with Image.open(files[3]) as a, Image.open(tmp_path / "b" / "seed0003.png") as b:
         assert np.array_equal(np.asarray(a), np.asarray(b))  # the same seed alone or in a batch
         assert a.text["gancli:seed"] == "3" and a.text["gancli:model"] == m.name
+
+
+@pytest.mark.parametrize("name", [m.name for m in shipped.shipped_models() if m.task == "sample"])
+def test_every_shipped_sample_model_draws_its_size_channels_and_named_classes(name, tmp_path):
+    from typer.testing import CliRunner
+
+    from gancli import checkpoints
+    from gancli.cli import app
+
+    info = checkpoints.read_model_info(shipped.verify(shipped.find(name, "sample")))
+    size, classes = info.provenance["image_size"], info.provenance.get("classes") or []
+    channels = info.config["channels"]
+    args = ["sample", "--model", name, "--seeds", "0,1", "-o", f"{tmp_path}/", "--json"]
+    r = CliRunner().invoke(app, [*args, "--label", classes[-1]] if classes else args)
+    assert r.exit_code == 0, r.stderr
+    with Image.open(tmp_path / "seed0001.png") as im:
+        assert im.size == (size, size) and im.mode == {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+        assert not classes or im.text["gancli:label"] == classes[-1]
+        px = np.asarray(im)
+        assert px.std() > 5  # an image, not a flat field
