@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+import gancli.cli  # noqa: F401  (registers inpaint/sample against the real weights before a fixture fakes them)
 from gancli import checkpoints, metrics, shipped
 from gancli.imageio import Picture
 from gancli.tasks.upscale import upscale_picture
