@@ -166,7 +166,8 @@ def test_two_processes_write_into_the_same_folder(tmp_path, sr_weights):
         time.sleep(0.0005)
     second = runner.invoke(app, ["upscale", str(tmp_path / "in"), "-o", f"{out}/", *w, "-q"])
     overlapped = first.poll() is None  # the first was still writing when the second finished
-    assert first.wait(timeout=60) == 0 and not stray_lines(first.stderr.read())
+    _, first_err = first.communicate(timeout=60)  # reads and closes the pipe (no unclosed-file warning later)
+    assert first.returncode == 0 and not stray_lines(first_err)
     assert second.exit_code == 0 and not stray_lines(second.stderr), second.stderr
     assert not temp_files(out)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in ref.iterdir())

@@ -240,7 +240,8 @@ def test_animated_input_gives_its_first_frame_with_a_warning(tmp_path, sr_weight
         r = runner.invoke(app, ["upscale", str(src), "-o", str(out), "--weights", str(sr_weights), *ONE_THREAD])
         assert r.exit_code == 0 and "has 3 frames; only the first is used" in r.stderr, r.stderr
         first = tmp_path / f"first_{fmt}.png"
-        Image.open(src).convert("RGB").save(first)  # frame 0
+        with Image.open(src) as im:  # a multi-frame file stays open until closed
+            im.convert("RGB").save(first)  # frame 0
         r = runner.invoke(app, ["upscale", str(first), "-o", str(tmp_path / "ref.png"), "--weights", str(sr_weights),
                                 *ONE_THREAD])
         assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(tmp_path / "ref.png")))

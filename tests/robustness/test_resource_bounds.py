@@ -34,7 +34,8 @@ from gancli import batch, console, imageio
 console.quiet = True
 
 def hwm():
-    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
 
 def process(it, report_part):
     pic = imageio.load(it.input)
