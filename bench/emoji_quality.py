@@ -235,13 +235,13 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--sheet", type=Path)
     args = ap.parse_args()
-    threads = devices.set_threads(args.threads)
+    devices.set_threads(args.threads)
     log = lambda s: print(s, file=sys.stderr)  # noqa: E731
     data = load_image_set([str(args.data)], SIDE, "pad")
     if data.channels != 4 or not data.classes:
         sys.exit(f"error: {args.data}: expected RGBA images in one sub-folder per class (bench/emoji_set.py)")
     classes = len(data.classes)
-    log(f"{machine()}, {threads} threads; {len(data.images)} real images, classes {', '.join(data.classes)}")
+    log(f"{machine()}; {len(data.images)} real images, classes {', '.join(data.classes)}")
     extract = FeatureExtractor()
     real = Drawn("real (training images)", data.images, data.labels, None)
     real_f = features(extract, data.images)

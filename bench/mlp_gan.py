@@ -115,10 +115,11 @@ def save_generator(g: MLPGenerator, path: Path, info: dict) -> None:
 def load_generator(path: str | Path) -> MLPGenerator:
     """The generator mlp_gan.py saved, in eval mode on the CPU."""
     with safe_open(str(path), framework="pt", device="cpu") as f:
-        if (f.metadata() or {}).get("format") != FORMAT:
+        meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
             raise ValueError(f"{path}: not a generator written by bench/mlp_gan.py (format {FORMAT})")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-        shape = json.loads((f.metadata() or {}).get("shape", "null") or "null") or (SIDE, SIDE, 1)
+    shape = json.loads(meta["shape"]) if "shape" in meta else (SIDE, SIDE, 1)  # files from before the shape key
     g = MLPGenerator(tuple(shape))
     g.load_state_dict(tensors, strict=True)
     return g.eval().requires_grad_(False)
@@ -132,7 +133,7 @@ def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False) -> t
     clock = time.process_time if cpu else time.perf_counter
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
-    data = torch.from_numpy(images.reshape(len(images), -1).copy()).float().div_(127.5).sub_(1)  # (N, 784) in [-1, 1]
+    data = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32)).div_(127.5).sub_(1)  # [-1, 1]
     shape = images.shape[1:] if images.ndim == 4 else (*images.shape[1:], 1)
     g, d = MLPGenerator(shape), MLPDiscriminator(int(np.prod(shape)))
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
