@@ -29,18 +29,28 @@ def machine() -> str:
 
 def conv_flops(model: nn.Module, shape: tuple[int, ...]) -> int:
     """Multiply-adds x 2 of every Conv2d for one forward pass of an input of `shape`."""
+    with torch.no_grad():
+        return counted_flops(model, lambda: model(torch.zeros(shape)))
+
+
+def counted_flops(model: nn.Module, fn) -> int:
+    """Multiply-adds x 2 of every Conv2d and Linear of `model` while fn() runs (whatever inputs it makes)."""
     total = 0
 
     def hook(m, inp, out):
         nonlocal total
-        k = m.kernel_size[0] * m.kernel_size[1]
-        total += 2 * out.numel() * (m.in_channels // m.groups) * k
+        if isinstance(m, nn.Linear):
+            total += 2 * out.numel() * m.in_features
+        else:
+            k = m.kernel_size[0] * m.kernel_size[1]
+            total += 2 * out.numel() * (m.in_channels // m.groups) * k
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        model(torch.zeros(shape))
-    for h in handles:
-        h.remove()
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    try:
+        fn()
+    finally:
+        for h in handles:
+            h.remove()
     return total
 
 
