@@ -9,6 +9,10 @@ and peak RSS from the child's rusage. Utilization = CPU seconds / (wall seconds 
 
     python bench/throughput.py                        # 100 photos of 1024x768, and a 10-photo folder for memory
     python bench/throughput.py --count 20 --small 5   # quicker
+    python bench/throughput.py --compile              # each command also with --compile (a cold compiler cache)
+
+With --compile every command runs a second time with `--compile`, each such run with an empty inductor cache of its
+own (TORCHINDUCTOR_CACHE_DIR): the compile time in these rows is the worst case, a machine's first compiled run.
 """
 
 from __future__ import annotations
@@ -59,10 +63,11 @@ WRAPPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check
            "r = resource.getrusage(resource.RUSAGE_CHILDREN); print(r.ru_utime + r.ru_stime, r.ru_maxrss)")
 
 
-def run(cmd: list[str]) -> tuple[float, float, float]:
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
     """(wall s, CPU s, peak RSS MB) of one child process."""
     t = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], check=True, cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], check=True, cwd=ROOT, capture_output=True, text=True,
+                         env=env)
     wall = time.perf_counter() - t
     cpu, rss = res.stdout.split()[-2:]
     return wall, float(cpu), int(rss) / 1024
@@ -74,6 +79,7 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=10, help="size of the folder for the memory comparison")
     ap.add_argument("--size", default="1024x768")
     ap.add_argument("--commands", default="inpaint,upscale")
+    ap.add_argument("--compile", action="store_true", help="also run each command with --compile (cold cache)")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     cores = os.cpu_count() or 1
@@ -86,13 +92,19 @@ def main() -> None:
         make_photos(t / "big", args.count, w, h)
         make_mask(t / "mask.png", w, h)
         for name in args.commands.split(","):
-            extra = {"inpaint": ["--mask", str(t / "mask.png")], "upscale": []}[name]
-            for folder, n in (("small", args.small), ("big", args.count)):
-                out = t / f"out_{name}_{folder}"
-                cmd = [sys.executable, "-m", "gancli", name, str(t / folder), "-o", f"{out}/", "-q", *extra]
-                wall, cpu, rss = run(cmd)
-                print(f"| {name} | {n} | {wall:.1f} | {60 * n / wall:.1f} | {100 * cpu / (wall * cores):.0f} % | "
-                      f"{rss:.0f} |", flush=True)
+            for compiled in (False, True) if args.compile else (False,):
+                extra = {"inpaint": ["--mask", str(t / "mask.png")], "upscale": []}[name]
+                for folder, n in (("small", args.small), ("big", args.count)):
+                    out = t / f"out_{name}_{folder}_{compiled}"
+                    cmd = [sys.executable, "-m", "gancli", name, str(t / folder), "-o", f"{out}/", "-q", *extra]
+                    env = None
+                    if compiled:
+                        cmd.append("--compile")
+                        env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": tempfile.mkdtemp(dir=tmp)}
+                    wall, cpu, rss = run(cmd, env)
+                    label = f"{name} --compile" if compiled else name
+                    print(f"| {label} | {n} | {wall:.1f} | {60 * n / wall:.1f} | {100 * cpu / (wall * cores):.0f} % "
+                          f"| {rss:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
