@@ -132,7 +132,7 @@ def other_models(arr: np.ndarray, ceiling: float, repeat: int, compile_too: bool
         if m.task == "inpaint":
             work, mp = "512x512, 19 % hole", arr.shape[0] * arr.shape[1] / 1e6
 
-            def call(net, model=model):
+            def call(net):
                 return inpaint_picture(net, Picture(arr), hole, device=cpu)
         else:
             z = model.sample_latents(list(range(256)))

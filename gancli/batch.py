@@ -309,9 +309,9 @@ def _settle(it: Item, outcome: tuple[object, BaseException | None]) -> object:
         if isinstance(e, MemoryError):
             it.error = "out of memory (try a smaller --tile)"
         elif isinstance(e, (imageio.ImageReadError, imageio.ImageWriteError, OSError, ValueError)):
-            it.error = _one_line(e)
+            it.error = one_line(e)
         else:
-            it.error = f"{type(e).__name__}: {_one_line(e)}"
+            it.error = f"{type(e).__name__}: {one_line(e)}"
     return value
 
 
@@ -324,7 +324,7 @@ def _make_folder(folder: Path) -> None:
         raise imageio.ImageWriteError(f"cannot create folder {folder}: {e.strerror or e}") from None
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     if isinstance(e, OSError) and e.strerror:
         text = f"{e.strerror}: {e.filename}" if e.filename else e.strerror

@@ -79,8 +79,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON record per
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings on stderr.")]
 CompileOpt = Annotated[
     bool,
-    typer.Option("--compile", help="torch.compile the model: the first image waits for the compiler (seconds), the"
-                 " rest run faster; for batch jobs. Where compiling fails it runs as usual, with a warning."),
+    typer.Option("--compile", help="torch.compile the model: the first images wait for the compiler (seconds), later"
+                 " ones may run faster (long batch jobs; see README). Where compiling fails it runs as usual, with a"
+                 " warning."),
 ]
 
 

@@ -1,10 +1,11 @@
 """Opt-in torch.compile for inference, with a loud fallback to eager mode.
 
-Inductor fuses the pointwise layers into the convolutions and, on the CPU, generates C++ for the rest: measured
-here (bench/speed.py --compile), 15-25 % less time per image for the upscale models, after a first call that compiles
-for seconds (about 20 s cold; a few seconds once inductor's on-disk cache is warm). It pays in batch jobs, not for one
-image, so it is off unless asked for. A second input shape (an edge tile, another image size) triggers one more
-compile with dynamic shapes, after which no shape recompiles.
+Inductor fuses the pointwise layers into the convolutions and, on the CPU, generates C++ for the rest. Measured here
+(README, Speed): 23-33 % less time per 512x512 image for most models, but a first call that compiles for seconds
+(17-33 s with a cold cache; a few seconds once inductor's on-disk cache is warm), and in folders of 1024x768 photos
+no per-image gain for upscale (its tiles come in two shapes: a second shape triggers one more compile, with dynamic
+shapes, after which no shape recompiles). So it is off unless asked for: it pays in long inpaint jobs and where the
+cache is warm.
 
 Compilation needs a working C++ compiler on the CPU (Triton on CUDA). Where it fails, the model runs eagerly from
 then on and the failure is said once on stderr: a missing compiler costs speed, never the job.
@@ -18,6 +19,8 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from gancli.batch import one_line
 
 
 class Compiled(nn.Module):
@@ -51,19 +54,14 @@ class Compiled(nn.Module):
             try:
                 with warnings.catch_warnings():
                     # inpaint-ffc's FFTs: inductor leaves complex ops to eager kernels, and says so. Measured: the
-                    # model still runs 28 % faster compiled (bench/speed.py --compile).
+                    # model still runs about 30 % faster compiled (bench/speed.py --compile).
                     warnings.filterwarnings("ignore", message="Torchinductor does not support code generation for "
                                             "complex operators")
                     return self._compiled(*args, **kwargs)
             except torch.cuda.OutOfMemoryError:
                 raise
             except Exception as e:  # noqa: BLE001 - any compiler or backend error: the eager model still works
-                self.failed = _one_line(e)
+                self.failed = one_line(e)
                 self._on_fallback(f"torch.compile failed ({self.failed}); running without it")
         return self.eager(*args, **kwargs)
 
-
-def _one_line(e: BaseException) -> str:
-    lines = [s.strip() for s in str(e).splitlines() if s.strip()]
-    text = lines[0] if lines else type(e).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
