@@ -7,9 +7,11 @@ whether a model merely copies it. Standard Inception FID cannot be computed here
 the RGB composited over white (as emoji are shown), enlarged 64 -> 128 (bilinear) so the stride-32 features keep
 4x4 positions before pooling. The numbers compare only with each other, at the same sample counts.
 
-Sets: each method draws 2000 images (gancli: seeds 0..1999 through `gancli sample`'s own path, the label seed % 2
-for the class-conditional model, as `gancli sample` does; MLP: z ~ N(0, I) from a fixed seed, (tanh + 1) / 2),
-quantised to 8 bits, alpha included.
+Sets: each method draws 2000 images (gancli: seeds 0..1999 through `gancli sample`'s own path, the label
+seed % classes for a class-conditional model, as `gancli sample` does: the classes in equal shares; MLP:
+z ~ N(0, I) from a fixed seed, (tanh + 1) / 2), quantised to 8 bits, alpha included. With --data runs/emoji_fine
+(bench/emoji_set.py --groups fine) the images are the same 328, so every number but label acc compares across the
+two layouts; label acc is then over nine classes.
 
 Metrics:
   Features are divided by one number, the RMS standard deviation of the real images' features, for every set.

@@ -2,11 +2,15 @@
 
     python bench/emoji_set.py                       # -> runs/emoji_data/{smileys,animals}/*.png
     python bench/emoji_set.py --categories "Smileys & Emotion" "Animals & Nature" "Food & Drink"
+    python bench/emoji_set.py --groups fine --out runs/emoji_fine   # the same 328 images in 9 classes
 
 Each chosen `category` of emoji.json becomes one sub-folder, so `gancli train --task sample` trains a
-class-conditional model (`gancli sample --label smileys`). The files are copied unchanged (they are small; a copy
-keeps the run independent of where the shared data lives). The folder is git-ignored (runs/): the artwork is
-Twemoji by Twitter, Inc., CC-BY 4.0, credited in weights/README.md; it is not committed to this project.
+class-conditional model (`gancli sample --label smileys`). `--groups fine` instead splits the two default
+categories into nine classes of 29-48 images along emoji.json's `subcategory` (and "FACE" in a mammal's name):
+narrower classes give the generator and the projection discriminator one kind of picture to agree on per label.
+The files are copied unchanged (they are small; a copy keeps the run independent of where the shared data lives).
+The folder is git-ignored (runs/): the artwork is Twemoji by Twitter, Inc., CC-BY 4.0, credited in
+weights/README.md; it is not committed to this project.
 """
 
 from __future__ import annotations
@@ -22,6 +26,27 @@ EMOJI = ROOT.parent / "shared" / "data" / "emoji"
 SHORT = {"Smileys & Emotion": "smileys", "Animals & Nature": "animals", "Food & Drink": "food"}
 
 
+# --groups fine: class folder <- the subcategories of "Smileys & Emotion" and "Animals & Nature" it takes
+FINE = {
+    "smileys-happy": ["face-smiling", "face-affection", "face-tongue", "face-hand", "face-glasses", "face-hat"],
+    "smileys-unwell": ["face-concerned", "face-unwell", "face-sleepy"],
+    "smileys-other": ["face-neutral-skeptical", "face-negative", "face-costume"],
+    "hearts": ["heart", "emotion"],
+    "animal-faces": ["cat-face", "monkey-face"],  # and every animal-mammal whose name has "FACE"
+    "mammals": ["animal-mammal"],
+    "birds-reptiles": ["animal-bird", "animal-reptile", "animal-amphibian"],
+    "sea-bugs": ["animal-marine", "animal-bug"],
+    "plants": ["plant-flower", "plant-other"],
+}
+
+
+def fine_group(entry: dict) -> str | None:
+    sub = entry["subcategory"]
+    if sub == "animal-mammal" and "FACE" in entry["name"]:
+        return "animal-faces"
+    return next((g for g, subs in FINE.items() if sub in subs), None)
+
+
 def folder_name(category: str) -> str:
     return SHORT.get(category) or category.lower().replace(" & ", "-").replace(" ", "-")
 
@@ -30,21 +55,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--emoji", type=Path, default=EMOJI, help="folder with emoji.json and twemoji-64/")
     ap.add_argument("--categories", nargs="+", default=["Smileys & Emotion", "Animals & Nature"])
+    ap.add_argument("--groups", choices=["category", "fine"], default="category",
+                    help="one class per category, or the nine classes of FINE (ignores --categories)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "emoji_data")
     args = ap.parse_args()
     entries = json.loads((args.emoji / "emoji.json").read_text())
+    if args.groups == "fine":
+        groups = {g: sorted(e["image"] for e in entries if fine_group(e) == g) for g in FINE}
+        copy_groups(args.emoji, args.out, groups)
+        return
     known = sorted({e["category"] for e in entries})
     for c in args.categories:
         if c not in known:
             sys.exit(f"error: no category {c!r} in emoji.json (known: {', '.join(known)})")
-    for c in args.categories:
-        dest = args.out / folder_name(c)
+    copy_groups(args.emoji, args.out,
+                {folder_name(c): sorted(e["image"] for e in entries if e["category"] == c) for c in args.categories})
+
+
+def copy_groups(emoji: Path, out: Path, groups: dict[str, list[str]]) -> None:
+    """Copy each group's image files into out/<group>/."""
+    for name, files in groups.items():
+        dest = out / name
         dest.mkdir(parents=True, exist_ok=True)
-        files = sorted(e["image"] for e in entries if e["category"] == c)
-        missing = [f for f in files if not (args.emoji / "twemoji-64" / f).is_file()]
+        missing = [f for f in files if not (emoji / "twemoji-64" / f).is_file()]
         for f in files:
             if f not in missing:
-                shutil.copyfile(args.emoji / "twemoji-64" / f, dest / f)
+                shutil.copyfile(emoji / "twemoji-64" / f, dest / f)
         print(f"{dest}: {len(files) - len(missing)} images" + (f" ({len(missing)} missing)" if missing else ""))
 
 

@@ -76,6 +76,37 @@ def test_native_sizes_and_the_light_options():
     assert _minibatch_std(same, 4).abs().max() < 1e-3 < _minibatch_std(x[:4], 4).min()
 
 
+def test_bilinear_generator_and_blurred_discriminator():
+    from gancli.models.gan import Blur
+
+    torch.manual_seed(0)
+    g = models.build("gan_gen", {**TINY_G, "num_classes": 3, "upsample": "bilinear"}).eval()
+    z = g.sample_latents([3, 3, 8])
+    with torch.no_grad():
+        a = g(z, torch.tensor([0, 1, 1]))
+        alone = g(z[2:], torch.tensor([1]))
+    assert a.shape == (3, 3, 16, 16) and torch.allclose(a[2], alone[0], atol=1e-6)
+    torch.manual_seed(0)
+    nearest = models.build("gan_gen", {**TINY_G, "num_classes": 3}).eval()
+    nearest.load_state_dict(g.state_dict())  # the same weights: only the upsampling differs
+    with torch.no_grad():
+        assert not torch.allclose(nearest(z, torch.tensor([0, 1, 1])), a, atol=1e-3)
+    with pytest.raises(ValueError, match="upsample"):
+        models.build("gan_gen", {**TINY_G, "upsample": "bicubic"})
+
+    flat, stripes = torch.full((1, 2, 8, 8), 0.3), torch.zeros(1, 2, 8, 8)
+    stripes[..., ::2, :] = 1  # the Nyquist frequency: what a stride-2 conv can alias to a constant
+    blur = Blur(2)
+    assert torch.allclose(blur(flat), flat)  # passes constants (borders too)
+    assert blur(stripes)[..., 2:-2, :].std() < 0.3 * stripes.std()  # and stops the finest stripes
+    plain = models.build("gan_disc", {**TINY_D, "image_size": 16})
+    blurred = models.build("gan_disc", {**TINY_D, "image_size": 16, "blur": True})
+    assert sum(isinstance(m, Blur) for m in blurred.modules()) == 2
+    assert blurred(torch.rand(2, 3, 16, 16)).shape == (2,)
+    assert not any("kernel" in k for k in blurred.state_dict())  # the filter is fixed, not saved
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in blurred.parameters())
+
+
 def test_grouped_batches_give_each_minibatch_std_group_one_class():
     from gancli.training.sample import ArraySampler
 

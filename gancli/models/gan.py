@@ -32,6 +32,7 @@ class GANGeneratorConfig:
     crop: int = 0  # > 0: the data was padded to image_size from this side; samples are centre-cropped back
     convs: int = 2  # 3x3 convolutions per resolution block
     cond: str = "mul"  # class conditioning: "mul" (z * embedding) or "concat" ([z, embedding] into the first layer)
+    upsample: str = "nearest"  # x2 upsampling of each block: "nearest" or "bilinear" (smoother; against grid artefacts)
 
 
 def bottom_size(size: int) -> tuple[int, int]:
@@ -64,8 +65,9 @@ class GANGenerator(nn.Module):
         size = config.image_size
         if net_size(size) != size:
             raise ValueError(f"image_size must be 8..256 and bottom * 2**k with bottom 4..7, got {size}")
-        if config.cond not in ("mul", "concat") or config.convs < 1:
-            raise ValueError(f"bad generator config: cond {config.cond!r}, convs {config.convs}")
+        if config.cond not in ("mul", "concat") or config.convs < 1 or config.upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"bad generator config: cond {config.cond!r}, convs {config.convs}, "
+                             f"upsample {config.upsample!r}")
         self.bottom, steps = bottom_size(size)
         ch = [max(config.min_channels, config.base // 2**i) for i in range(steps + 1)]
         self.embed = nn.Embedding(config.num_classes, config.latent_dim) if config.num_classes else None
@@ -94,7 +96,8 @@ class GANGenerator(nn.Module):
         b = self.bottom
         x = _pixel_norm(F.leaky_relu(self.fc(_pixel_norm(z)), 0.2).view(-1, self.ch0, b, b))
         for convs in self.blocks:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = (F.interpolate(x, scale_factor=2, mode="nearest") if self.config.upsample == "nearest" else
+                 F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
             for conv in convs:
                 x = _pixel_norm(F.leaky_relu(conv(x), 0.2))
         return (torch.tanh(self.to_image(x)) + 1) / 2
@@ -115,6 +118,7 @@ class GANDiscriminatorConfig:
     convs: int = 1  # 3x3 convolutions after each strided one (0: strided convolutions only)
     mbstd: int = 0  # > 0: minibatch standard deviation over groups of this many images, as one more channel before
     #                 a last 3x3 conv (lets D see a batch's lack of variety: fights within-class mode collapse)
+    blur: bool = False  # low-pass ([1, 2, 1] binomial) before each strided conv: D sees what aliasing would hide
 
 
 class GANDiscriminator(nn.Module):
@@ -129,6 +133,8 @@ class GANDiscriminator(nn.Module):
         ch = [min(config.max_channels, config.base * 2**i) for i in range(steps + 1)]
         layers: list[nn.Module] = [spectral_norm(nn.Conv2d(config.channels, ch[0], 3, padding=1)), nn.LeakyReLU(0.2)]
         for i in range(steps):
+            if config.blur:
+                layers.append(Blur(ch[i]))
             layers += [spectral_norm(nn.Conv2d(ch[i], ch[i + 1], 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
             for _ in range(config.convs):
                 layers += [spectral_norm(nn.Conv2d(ch[i + 1], ch[i + 1], 3, padding=1)), nn.LeakyReLU(0.2)]
@@ -149,6 +155,19 @@ class GANDiscriminator(nn.Module):
         if self.embed is not None and labels is not None:
             out = out + (self.embed(labels) * h).sum(dim=1)  # projection discriminator
         return out
+
+
+class Blur(nn.Module):
+    """Depthwise 3x3 binomial low-pass ([1, 2, 1] x [1, 2, 1] / 16), replicate padding; no parameters."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16).expand(channels, 1, 3, 3).clone(),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.kernel.to(x.dtype), groups=x.shape[1])
 
 
 def _minibatch_std(h: torch.Tensor, group: int) -> torch.Tensor:
