@@ -26,7 +26,8 @@ Metrics:
   TV ratio    mean total variation of the RGB over white, samples / real: > 1 noisy, < 1 blurry.
   label acc   class-conditional models: the fraction of samples a logistic-regression probe on the features (trained
               on the real images) assigns the asked class; the floor row gives the probe's 5-fold cross-validated
-              accuracy on real images. Unconditional models: the spread of predicted classes (min-max %).
+              accuracy on real images. Unconditional models: the spread of predicted classes (min-max %). A model
+              trained on another class layout (2 categories vs the 9 fine classes) gets no label acc.
   NN ratio    memorisation: the median over samples of the feature distance to the nearest training image, divided
               by the median nearest-other-image distance among the real images themselves. Near 1: as close to the
               data as real images are to each other; far below 1: copies; far above: off the data.
@@ -75,6 +76,7 @@ class Drawn:
     images: np.ndarray  # (N, 64, 64, 4) uint8 RGBA
     asked: np.ndarray | None  # labels asked of a class-conditional model (real labels for the data)
     seconds: float | None
+    classes: int = 0  # the number of labels `asked` ranges over
 
 
 def over_white(images: np.ndarray) -> np.ndarray:
@@ -171,8 +173,6 @@ def draw_gancli(path: Path, name: str, n: int, classes: int) -> Drawn:
     net, info = checkpoints.load_model(path)
     if info.task != "sample" or net.config.channels != 4:
         raise ValueError(f"{path}: not an RGBA sample model")
-    if net.conditional and net.config.num_classes != classes:
-        raise ValueError(f"{path}: {net.config.num_classes} classes, the data set has {classes}")
     seeds = list(range(n))
     asked = np.array([s % net.config.num_classes for s in seeds]) if net.conditional else None
     start, out = time.perf_counter(), []
@@ -182,7 +182,7 @@ def draw_gancli(path: Path, name: str, n: int, classes: int) -> Drawn:
     images = np.concatenate(out)
     if images.shape[1:] != (SIDE, SIDE, 4):
         raise ValueError(f"{path}: samples are {images.shape[1:]}, the data is {SIDE}x{SIDE}x4")
-    return Drawn(name, images, asked, time.perf_counter() - start)
+    return Drawn(name, images, asked, time.perf_counter() - start, net.config.num_classes)
 
 
 @torch.no_grad()
@@ -203,28 +203,32 @@ def checker(h: int, w: int, cell: int = 8) -> np.ndarray:
     return np.where(((yy // cell + xx // cell) % 2)[..., None] == 0, 0.86, 0.70).astype(np.float32)
 
 
-def panel(drawn: Drawn, classes: int, rows: int = 8) -> np.ndarray:
-    """rows x rows images over a checkerboard (alpha shows), half the rows per class when labels are known."""
-    if drawn.asked is not None:
-        per = rows * rows // classes
-        idx = np.concatenate([np.flatnonzero(drawn.asked == c)[:per] for c in range(classes)])
+def panel(drawn: Drawn, rows: int = 8) -> np.ndarray:
+    """Images over a checkerboard (alpha shows): rows x rows; with labels, 2 classes take half the rows each,
+    3 to 12 classes one column each (rows x classes)."""
+    cols, classes = rows, drawn.classes if drawn.asked is not None else 0
+    if classes == 2:
+        idx = np.concatenate([np.flatnonzero(drawn.asked == c)[: rows * rows // 2] for c in range(2)])
+    elif 3 <= classes <= 12:
+        cols = classes
+        idx = np.stack([np.flatnonzero(drawn.asked == c)[:rows] for c in range(classes)], axis=1).ravel()
     else:
         idx = np.arange(rows * rows)
     imgs = drawn.images[idx].astype(np.float32) / 255
     pad = 2
     side = SIDE + pad
-    sheet = np.ones((rows * side + pad, rows * side + pad, 3), np.float32)
+    sheet = np.ones((rows * side + pad, cols * side + pad, 3), np.float32)
     bg = checker(SIDE, SIDE)
     for k, img in enumerate(imgs):
-        r, c = divmod(k, rows)
+        r, c = divmod(k, cols)
         a = img[..., 3:4]
         sheet[pad + r * side : pad + r * side + SIDE, pad + c * side : pad + c * side + SIDE] = \
             img[..., :3] * a + bg * (1 - a)
     return (sheet * 255 + 0.5).astype(np.uint8)
 
 
-def write_sheet(drawn: list[Drawn], classes: int, path: Path) -> None:
-    side_by_side([panel(d, classes) for d in drawn], [d.name for d in drawn], path)
+def write_sheet(drawn: list[Drawn], path: Path) -> None:
+    side_by_side([panel(d) for d in drawn], [d.name for d in drawn], path)
 
 
 def main() -> None:
@@ -245,7 +249,7 @@ def main() -> None:
     classes = len(data.classes)
     log(f"{machine()}; {len(data.images)} real images, classes {', '.join(data.classes)}")
     extract = FeatureExtractor()
-    real = Drawn("real (training images)", data.images, data.labels, None)
+    real = Drawn("real (training images)", data.images, data.labels, None, classes)
     real_f = features(extract, data.images)
     scale = float(np.sqrt(real_f.var(0).mean()))  # every set's features / this: KID's cubic kernel wants O(1) values
     real_f = real_f / scale
@@ -269,7 +273,9 @@ def main() -> None:
             "alpha_coverage_ratio": round(alpha[0] / real_alpha[0], 4),
             "soft_edge_ratio": round(alpha[1] / real_alpha[1], 4),
             "tv_ratio": round(total_variation(d.images) / real_tv, 4),
-            "label_accuracy": None if d.asked is None else round(float((preds == d.asked).mean()), 4),
+            "label_accuracy": (round(float((preds == d.asked).mean()), 4)
+                               if d.asked is not None and d.classes == classes else None),
+            "model_classes": d.classes,
             "class_fractions": [round(float(x), 4) for x in frac],
             "nn_ratio": round(float(np.median(nearest(f, real_f))) / real_nn, 4),
             "samples_per_s": round(len(d.images) / d.seconds, 1),
@@ -283,6 +289,7 @@ def main() -> None:
                          f"{100 * r['label_accuracy']:.1f} % (probe, 5-fold) | 1 | - |")
             continue
         acc = (f"{100 * r['label_accuracy']:.1f} %" if r["label_accuracy"] is not None else
+               f"- (its {r['model_classes']} classes are not the data's)" if r["model_classes"] else
                f"({100 * min(r['class_fractions']):.0f}-{100 * max(r['class_fractions']):.0f} %)")
         lines.append(f"| {r['method']} | {r['fd']:.2f} | {r['kid_x1000']:.2f} | {r['alpha_coverage_ratio']:.3f} | "
                      f"{r['soft_edge_ratio']:.3f} | {r['tv_ratio']:.3f} | {acc} | {r['nn_ratio']:.3f} | "
@@ -292,7 +299,7 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2) + "\n")
     if args.sheet:
-        write_sheet([real, *drawn], classes, args.sheet)
+        write_sheet([real, *drawn], args.sheet)
         log(f"sheet: {args.sheet}")
 
 

@@ -133,3 +133,11 @@ def test_mlp_gan_widens_to_rgba_and_the_emoji_metrics_behave(tmp_path):
     assert eq.nearest(a[:5], a).max() < 1e-6 and (eq.nearest(a, a, exclude_self=True) > 0).all()
     cover, soft = eq.alpha_stats(x)
     assert cover == 0.25 and soft == 0  # a quarter opaque, no soft edges
+    labels = np.arange(90) % 9  # nine classes: one column each, image k of class c in row k
+    shades = (labels * 25 + np.arange(90) // 9).astype(np.uint8)
+    imgs = np.broadcast_to(shades[:, None, None, None], (90, 64, 64, 4)).copy()
+    imgs[..., 3] = 255
+    sheet = eq.panel(eq.Drawn("nine", imgs, labels, None, 9))
+    assert sheet.shape == (8 * 66 + 2, 9 * 66 + 2, 3)
+    assert sheet[2 + 66 * 3 + 30, 2 + 66 * 5 + 30, 0] == 5 * 25 + 3  # row 3, column 5: class 5's fourth image
+    assert eq.panel(eq.Drawn("two", imgs, labels % 2, None, 2)).shape == (8 * 66 + 2, 8 * 66 + 2, 3)
