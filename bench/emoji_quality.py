@@ -169,7 +169,7 @@ def total_variation(images: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def draw_gancli(path: Path, name: str, n: int, classes: int) -> Drawn:
+def draw_gancli(path: Path, name: str, n: int) -> Drawn:
     net, info = checkpoints.load_model(path)
     if info.task != "sample" or net.config.channels != 4:
         raise ValueError(f"{path}: not an RGBA sample model")
@@ -259,7 +259,7 @@ def main() -> None:
     probe, norm = fit_probe(real_f, data.labels, classes)
     rows = [{"method": "floor: real halves", "kid_x1000": round(1000 * kid_floor(real_f), 3),
              "label_accuracy": round(probe_cv_accuracy(real_f, data.labels, classes), 4)}]
-    drawn = [draw_gancli(p, f"gancli {p.parent.name}/{p.stem}", args.samples, classes) for p in args.weights]
+    drawn = [draw_gancli(p, f"gancli {p.parent.name}/{p.stem}", args.samples) for p in args.weights]
     drawn += [draw_mlp(p, f"MLP GAN {p.stem}", args.samples) for p in args.mlp]
     for d in drawn:
         f = features(extract, d.images) / scale

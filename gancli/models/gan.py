@@ -96,8 +96,8 @@ class GANGenerator(nn.Module):
         b = self.bottom
         x = _pixel_norm(F.leaky_relu(self.fc(_pixel_norm(z)), 0.2).view(-1, self.ch0, b, b))
         for convs in self.blocks:
-            x = (F.interpolate(x, scale_factor=2, mode="nearest") if self.config.upsample == "nearest" else
-                 F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+            x = F.interpolate(x, scale_factor=2, mode=self.config.upsample,
+                              align_corners=False if self.config.upsample == "bilinear" else None)
             for conv in convs:
                 x = _pixel_norm(F.leaky_relu(conv(x), 0.2))
         return (torch.tanh(self.to_image(x)) + 1) / 2
