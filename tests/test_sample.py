@@ -7,6 +7,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import typer
 from PIL import Image
 from typer.testing import CliRunner
@@ -107,6 +108,48 @@ def test_bilinear_generator_and_blurred_discriminator():
     assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in blurred.parameters())
 
 
+def test_skip_excitation_and_the_reconstructing_discriminator():
+    torch.manual_seed(0)
+    small = {**TINY_G, "image_size": 32}
+    g = models.build("gan_gen", {**small, "num_classes": 3, "sle": True}).eval()
+    assert list(g.sle) == ["3"]  # the 32x32 level, gated from the 4x4 bottom (16x16 has no level 3 below it)
+    z = g.sample_latents([3, 3, 8])
+    with torch.no_grad():
+        a = g(z, torch.tensor([0, 1, 1]))
+        alone = g(z[2:], torch.tensor([1]))
+    assert a.shape == (3, 3, 32, 32) and torch.allclose(a[2], alone[0], atol=1e-6)
+    plain = models.build("gan_gen", {**small, "num_classes": 3}).eval()
+    plain.load_state_dict({k: v for k, v in g.state_dict().items() if not k.startswith("sle.")})
+    with torch.no_grad():
+        assert not torch.allclose(plain(z, torch.tensor([0, 1, 1])), a, atol=1e-3)  # the gates act
+    with pytest.raises(ValueError, match="sle"):
+        models.build("gan_gen", {**TINY_G, "sle": True})  # 16x16: too few levels
+
+    d = models.build("gan_disc", {**TINY_D, "image_size": 32, "recon": 1.0, "num_classes": 3}).eval()  # no power step
+    x, y = torch.rand(2, 3, 32, 32), torch.tensor([0, 2])
+    score, rebuilt = d(x, y, recon=True)
+    assert score.shape == (2,) and rebuilt.shape == (2, 3, 16, 16) and rebuilt.abs().max() <= 1
+    assert torch.allclose(d(x, y), score)  # the decoder does not change the score
+    F.l1_loss(rebuilt, F.avg_pool2d(x * 2 - 1, 2)).backward()
+    first = d.net[0].parametrizations.weight.original
+    assert first.grad is not None and first.grad.abs().sum() > 0  # the rebuild shapes D's own features
+    with pytest.raises(ValueError, match="decoder"):
+        models.build("gan_disc", {**TINY_D, "image_size": 32})(x, recon=True)
+
+
+def test_mirror_flips_about_half_the_real_images():
+    from gancli.training.sample import ArraySampler
+
+    images = np.zeros((5, 4, 4, 1), np.uint8)
+    images[:, :, 0] = np.arange(1, 6)[:, None, None]  # a mark in the left column, the image's index
+    s = ArraySampler(images, None, seed=0, mirror=True)
+    x, _ = s.batch(400)
+    left, right = x[:, 0, :, 0], x[:, 0, :, 3]
+    assert ((left > 0).all(1) ^ (right > 0).all(1)).all()  # each image whole, either way round
+    assert 120 < int((right > 0).all(1).sum()) < 280
+    assert (ArraySampler(images, None, seed=0).batch(50)[0][:, 0, :, 3] == 0).all()  # off by default
+
+
 def test_grouped_batches_give_each_minibatch_std_group_one_class():
     from gancli.training.sample import ArraySampler
 
@@ -172,9 +215,11 @@ def class_data(tmp_path):
     return tmp_path / "data"
 
 
-def test_sample_training_resumes_exactly(class_data, tmp_path):
-    cfg = TrainConfig(task="sample", data=[str(class_data)], model=TINY_G, disc=TINY_D, steps=6, batch=4, warmup=2,
-                      eval_every=3, eval_images=5, r1_gamma=1.0, betas=[0.0, 0.99])
+@pytest.mark.parametrize("options", [{}, {"mirror": True, "disc": {**TINY_D, "recon": 1.0}}])
+def test_sample_training_resumes_exactly(class_data, tmp_path, options):
+    cfg = TrainConfig(**{"task": "sample", "data": [str(class_data)], "model": TINY_G, "disc": TINY_D, "steps": 6,
+                         "batch": 4, "warmup": 2, "eval_every": 3, "eval_images": 5, "r1_gamma": 1.0,
+                         "betas": [0.0, 0.99], **options})
 
     def trainer(run_dir):
         torch.manual_seed(cfg.seed)
@@ -195,6 +240,7 @@ def test_sample_training_resumes_exactly(class_data, tmp_path):
         assert torch.equal(a, b)
     logged = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert any("r1" in r for r in logged) and any("fd_pca" in r.get("val", {}) for r in logged)
+    assert any("d_recon" in r for r in logged) == bool(options)
     info = checkpoints.read_model_info(tmp_path / "a" / "best.safetensors")
     assert info.task == "sample" and info.provenance["classes"] == ["a", "b"]
 

@@ -33,6 +33,8 @@ class GANGeneratorConfig:
     convs: int = 2  # 3x3 convolutions per resolution block
     cond: str = "mul"  # class conditioning: "mul" (z * embedding) or "concat" ([z, embedding] into the first layer)
     upsample: str = "nearest"  # x2 upsampling of each block: "nearest" or "bilinear" (smoother; against grid artefacts)
+    sle: bool = False  # skip-layer excitation (FastGAN): each of the last two levels gated per channel by a level
+    #                    three doublings coarser (the layout decided at low resolution reaches the fine levels)
 
 
 def bottom_size(size: int) -> tuple[int, int]:
@@ -79,6 +81,11 @@ class GANGenerator(nn.Module):
             for i in range(steps))
         self.to_image = nn.Conv2d(ch[-1], config.channels, 1)
         self.ch0 = ch[0]
+        # level j (0 = bottom) -> the coarser level gating it; only the last two levels, sources three levels below
+        self.sle_from = {j: j - 3 for j in (steps - 1, steps) if config.sle and j - 3 >= 0}
+        if config.sle and not self.sle_from:
+            raise ValueError(f"sle needs at least 3 x2 blocks (image_size 32 or more), got image_size {size}")
+        self.sle = nn.ModuleDict({str(j): SkipExcitation(ch[i], ch[j]) for j, i in self.sle_from.items()})
 
     @property
     def conditional(self) -> bool:
@@ -95,11 +102,15 @@ class GANGenerator(nn.Module):
                 z = z * e  # multiplicative conditioning: each class reshapes the latent space
         b = self.bottom
         x = _pixel_norm(F.leaky_relu(self.fc(_pixel_norm(z)), 0.2).view(-1, self.ch0, b, b))
-        for convs in self.blocks:
+        levels = [x]
+        for j, convs in enumerate(self.blocks, start=1):
             x = F.interpolate(x, scale_factor=2, mode=self.config.upsample,
                               align_corners=False if self.config.upsample == "bilinear" else None)
             for conv in convs:
                 x = _pixel_norm(F.leaky_relu(conv(x), 0.2))
+            if j in self.sle_from:
+                x = self.sle[str(j)](levels[self.sle_from[j]], x)
+            levels.append(x)
         return (torch.tanh(self.to_image(x)) + 1) / 2
 
     def sample_latents(self, seeds: list[int]) -> torch.Tensor:
@@ -119,6 +130,9 @@ class GANDiscriminatorConfig:
     mbstd: int = 0  # > 0: minibatch standard deviation over groups of this many images, as one more channel before
     #                 a last 3x3 conv (lets D see a batch's lack of variety: fights within-class mode collapse)
     blur: bool = False  # low-pass ([1, 2, 1] binomial) before each strided conv: D sees what aliasing would hide
+    recon: float = 0.0  # > 0: a small decoder rebuilds each real image at half size from D's features at twice the
+    #                     bottom side, with this weight on its L1 error in D's loss (FastGAN's self-supervised D:
+    #                     features that must describe the image, not just separate 300 memorised ones)
 
 
 class GANDiscriminator(nn.Module):
@@ -132,13 +146,27 @@ class GANDiscriminator(nn.Module):
         bottom, steps = bottom_size(config.image_size)
         ch = [min(config.max_channels, config.base * 2**i) for i in range(steps + 1)]
         layers: list[nn.Module] = [spectral_norm(nn.Conv2d(config.channels, ch[0], 3, padding=1)), nn.LeakyReLU(0.2)]
+        tap = -1
         for i in range(steps):
             if config.blur:
                 layers.append(Blur(ch[i]))
             layers += [spectral_norm(nn.Conv2d(ch[i], ch[i + 1], 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
             for _ in range(config.convs):
                 layers += [spectral_norm(nn.Conv2d(ch[i + 1], ch[i + 1], 3, padding=1)), nn.LeakyReLU(0.2)]
+            if i == steps - 2:
+                tap = len(layers) - 1  # features at twice the bottom side feed the decoder
         self.net = nn.Sequential(*layers)
+        self.decoder = None
+        if config.recon > 0:
+            if steps < 2:
+                raise ValueError(f"recon needs image_size 16 or more, got {config.image_size}")
+            self.tap = tap
+            c = ch[steps - 1]
+            dec: list[nn.Module] = []
+            for _ in range(steps - 2):  # up to half the image side
+                dec += [nn.Upsample(scale_factor=2), nn.Conv2d(c, max(16, c // 2), 3, padding=1), nn.LeakyReLU(0.2)]
+                c = max(16, c // 2)
+            self.decoder = nn.Sequential(*dec, nn.Conv2d(c, config.channels, 3, padding=1), nn.Tanh())
         self.mbstd = config.mbstd
         self.last = (nn.Sequential(spectral_norm(nn.Conv2d(ch[-1] + 1, ch[-1], 3, padding=1)), nn.LeakyReLU(0.2))
                      if config.mbstd else None)
@@ -146,15 +174,36 @@ class GANDiscriminator(nn.Module):
         self.fc = spectral_norm(nn.Linear(flat, 1))
         self.embed = spectral_norm(nn.Embedding(config.num_classes, flat)) if config.num_classes else None
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.net(x * 2 - 1)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, recon: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """recon=True (a model built with recon > 0): also the decoder's half-size image, in [-1, 1]."""
+        if recon and self.decoder is None:
+            raise ValueError("this discriminator has no decoder (recon = 0)")
+        h = x * 2 - 1
+        rebuilt = None
+        for i, layer in enumerate(self.net):
+            h = layer(h)
+            if recon and i == self.tap:
+                rebuilt = self.decoder(h)
         if self.last is not None:
             h = self.last(torch.cat([h, _minibatch_std(h, self.mbstd)], dim=1))
         h = h.flatten(1)
         out = self.fc(h).squeeze(1)
         if self.embed is not None and labels is not None:
             out = out + (self.embed(labels) * h).sum(dim=1)  # projection discriminator
-        return out
+        return (out, rebuilt) if recon else out
+
+
+class SkipExcitation(nn.Module):
+    """gate(coarse, fine) -> fine * sigmoid(channel weights computed from the coarse level, pooled to 4x4)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Conv2d(c_in, c_out, 4), nn.LeakyReLU(0.2),
+                                 nn.Conv2d(c_out, c_out, 1), nn.Sigmoid())
+
+    def forward(self, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        return fine * self.net(coarse)
 
 
 class Blur(nn.Module):

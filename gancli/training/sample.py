@@ -50,8 +50,9 @@ class ArraySampler:
     a generator that ignores its latent within a class (while the classes still differ) shows a zero spread there.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray | None, seed: int, group: int = 1) -> None:
-        self.images, self.labels = images, labels
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, seed: int, group: int = 1,
+                 mirror: bool = False) -> None:
+        self.images, self.labels, self.mirror = images, labels, mirror
         self.rng = np.random.default_rng(seed)
         self.group = group if labels is not None else 1
         self.by_class = ([np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)] if self.group > 1
@@ -69,6 +70,9 @@ class ArraySampler:
         else:
             idx = self.rng.integers(0, len(self.images), size=n)
         x = torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2).float().div_(255)
+        if self.mirror:
+            flip = torch.from_numpy(self.rng.random(n) < 0.5)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
         y = None if self.labels is None else torch.from_numpy(self.labels[idx])
         return x, y
 
@@ -103,7 +107,7 @@ class SampleTask:
         self.classes = data.classes
         labels = data.labels
         self.sampler = ArraySampler(images[train_idx], None if labels is None else labels[train_idx], cfg.seed,
-                                    group=int(cfg.disc.get("mbstd", 0)) or 1)
+                                    group=int(cfg.disc.get("mbstd", 0)) or 1, mirror=cfg.mirror)
         self.held = images[held_idx]
         self.held_labels = None if labels is None else labels[held_idx]
         self.val_files = list(held_idx) if cfg.eval_images > 0 else []  # what describe() counts as held out
@@ -166,10 +170,20 @@ class SampleTask:
         lazy_r1 = self.cfg.r1_gamma > 0 and self.steps_done % R1_EVERY == 0
         if lazy_r1:
             real_in = real_in.detach().requires_grad_(True)
-        real = disc(diffaug.augment(real_in, self.policy), labels).float()
+        real_aug = diffaug.augment(real_in, self.policy)
+        recon_w = float(self.cfg.disc.get("recon", 0.0))
+        if recon_w > 0:  # the decoder rebuilds what D was shown (the augmented image), at half size
+            real, rebuilt = disc(real_aug, labels, recon=True)
+            recon = F.l1_loss(rebuilt.float(), F.avg_pool2d(real_aug.detach() * 2 - 1, 2).float())
+        else:
+            real = disc(real_aug, labels)
+        real = real.float()
         fake_s = disc(diffaug.augment(fake, self.policy), labels).float()
         loss = F.relu(1 - real).mean() + F.relu(1 + fake_s).mean()
         logs = {"d_real": real.mean().item(), "d_fake": fake_s.mean().item()}
+        if recon_w > 0:
+            loss = loss + recon_w * recon
+            logs["d_recon"] = recon.item()
         if lazy_r1:
             (grad,) = torch.autograd.grad(real.sum(), real_in, create_graph=True)
             r1 = grad.pow(2).flatten(1).sum(1).mean()
