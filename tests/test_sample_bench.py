@@ -130,6 +130,9 @@ def test_mlp_gan_widens_to_rgba_and_the_emoji_metrics_behave(tmp_path):
     a = rng.normal(size=(200, 8))
     assert abs(eq.kid(a[:100], a[100:], subsets=20, size=100)) < 0.05  # one distribution: unbiased, near 0
     assert eq.kid(a[:100], a[100:] + 2, subsets=20, size=100) > 1  # shifted: clearly positive
+    spread = eq.kid_subsets(a[:100], a[100:] + 0.3, subsets=20, size=50)
+    assert spread.shape == (20,) and spread.std() > 0 and eq.kid(a[:100], a[100:] + 0.3, subsets=20, size=50) == \
+        float(spread.mean())  # the table's ± is the spread of the values the mean is taken over
     assert eq.nearest(a[:5], a).max() < 1e-6 and (eq.nearest(a, a, exclude_self=True) > 0).all()
     cover, soft = eq.alpha_stats(x)
     assert cover == 0.25 and soft == 0  # a quarter opaque, no soft edges
