@@ -3,11 +3,13 @@
 Generator: a latent vector (and a class embedding) -> bottom features (4x4 for 32 or 64, 7x7 for 28: the image size
 halved while it stays even and >= 4) -> (nearest x2, `convs` 3x3 convs, LeakyReLU, pixel norm) blocks up to the image
 size -> 1x1 conv to the image's channels (1 gray, 3 RGB, 4 RGBA), tanh. Pixel norm instead of batch norm keeps every
-sample independent of the others in its batch, so a seed gives the same image at any batch size.
+sample independent of the others in its batch, so a seed gives the same image at any batch size. Optionally (`sle`)
+FastGAN's skip-layer excitation gates the last two levels per channel from coarser ones.
 
 Discriminator: strided 4x4 convolutions with spectral norm down to the same bottom size (each followed by `convs`
 3x3 ones), optionally a minibatch-std channel and one more 3x3 conv, a linear score, and a projection term
-<embed(label), features> for class-conditional models.
+<embed(label), features> for class-conditional models. Optionally (`recon`) a small decoder rebuilds real images from
+its features at twice the bottom side (FastGAN's self-supervised discriminator).
 """
 
 from __future__ import annotations

@@ -171,7 +171,7 @@ class SampleTask:
         if lazy_r1:
             real_in = real_in.detach().requires_grad_(True)
         real_aug = diffaug.augment(real_in, self.policy)
-        recon_w = float(self.cfg.disc.get("recon", 0.0))
+        recon_w = self.discriminator.config.recon
         if recon_w > 0:  # the decoder rebuilds what D was shown (the augmented image), at half size
             real, rebuilt = disc(real_aug, labels, recon=True)
             recon = F.l1_loss(rebuilt.float(), F.avg_pool2d(real_aug.detach() * 2 - 1, 2).float())
