@@ -215,7 +215,8 @@ def class_data(tmp_path):
     return tmp_path / "data"
 
 
-@pytest.mark.parametrize("options", [{}, {"mirror": True, "disc": {**TINY_D, "recon": 1.0}}])
+@pytest.mark.parametrize("options", [{}, {"mirror": True, "disc": {**TINY_D, "recon": 1.0}},
+                                     {"projected_weight": 0.5, "disc": {**TINY_D, "recon": 1.0}}])
 def test_sample_training_resumes_exactly(class_data, tmp_path, options):
     cfg = TrainConfig(**{"task": "sample", "data": [str(class_data)], "model": TINY_G, "disc": TINY_D, "steps": 6,
                          "batch": 4, "warmup": 2, "eval_every": 3, "eval_images": 5, "r1_gamma": 1.0,
@@ -240,7 +241,8 @@ def test_sample_training_resumes_exactly(class_data, tmp_path, options):
         assert torch.equal(a, b)
     logged = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert any("r1" in r for r in logged) and any("fd_pca" in r.get("val", {}) for r in logged)
-    assert any("d_recon" in r for r in logged) == bool(options)
+    assert any("d_recon" in r for r in logged) == ("disc" in options)
+    assert any("dp_real" in r and "g_proj" in r for r in logged) == ("projected_weight" in options)
     info = checkpoints.read_model_info(tmp_path / "a" / "best.safetensors")
     assert info.task == "sample" and info.provenance["classes"] == ["a", "b"]
 
@@ -324,3 +326,29 @@ def test_rgba_models_keep_alpha_in_grids_and_say_when_a_format_drops_it(tmp_path
     r = runner.invoke(app, ["sample", "--weights", str(path), "-n", "4", "-o", str(tmp_path / "g.jpg"), "--json"])
     assert r.exit_code == 0 and "no alpha channel" in r.stderr
     assert "no alpha channel" in json.loads(r.stdout)["notes"][0]
+
+
+def test_projected_discriminator_trains_heads_only_and_passes_gradient_to_the_generator():
+    from gancli.training.projected import ProjectedHeads, WithProjected
+
+    heads = ProjectedHeads(channels=4, image_size=32, num_classes=3)
+    assert not any(k.startswith("_features") for k in heads.state_dict())  # the frozen network is not saved
+    assert all(p.requires_grad for p in heads.parameters())
+    frozen = sum(p.numel() for p in heads._features[0].parameters())
+    assert frozen > 100_000 and sum(p.numel() for p in heads.parameters()) < frozen * 10
+    d = WithProjected(models.build("gan_disc", {**TINY_D, "image_size": 32, "channels": 4, "num_classes": 3}), heads)
+    x, y = torch.rand(2, 4, 32, 32), torch.tensor([0, 2])
+    score, logits = d(x, y, projected=True)
+    assert score.shape == (2,) and logits.shape == (2, 16 * 4) and torch.isfinite(logits).all()
+    assert not torch.allclose(logits, d(x, torch.tensor([1, 1]), projected=True)[1])  # the label counts
+    assert d(x, y).shape == (2,)  # own discriminator alone
+    # the discriminator's step: heads train, no graph through the frozen network to the image
+    xg = x.clone().requires_grad_(True)
+    d(xg, y, projected=True)[1].sum().backward()
+    assert xg.grad is None and all(p.grad is not None for p in heads.heads.parameters())
+    # the generator's step: the trainer freezes D; the gradient reaches the image through the frozen network
+    d.requires_grad_(False)
+    xg = x.clone().requires_grad_(True)
+    d.projected(xg, y).sum().backward()
+    assert xg.grad is not None and xg.grad.abs().sum() > 0
+    assert all(p.grad is None or not p.requires_grad for p in heads._features[0].parameters())

@@ -119,7 +119,14 @@ class SampleTask:
                "num_classes": len(self.classes), "crop": size if size != net_size else 0}
         self.model = models.build(cfg.arch, gen).to(device)
         disc = {**cfg.disc, "image_size": net_size, "channels": data.channels, "num_classes": len(self.classes)}
-        self.discriminator = models.build("gan_disc", disc).to(device)
+        self.discriminator = models.build("gan_disc", disc)
+        self.projected = cfg.projected_weight > 0
+        if self.projected:
+            from gancli.training.projected import ProjectedHeads, WithProjected
+
+            heads = ProjectedHeads(data.channels, net_size, len(self.classes), seed=cfg.seed)
+            self.discriminator = WithProjected(self.discriminator, heads)
+        self.discriminator.to(device)
         self.policy = diffaug.parse_policy(cfg.diffaugment)
         self.latent_dim = self.model.config.latent_dim
         self.steps_done = 0
@@ -149,9 +156,15 @@ class SampleTask:
 
     def g_loss(self, fake: torch.Tensor, batch: dict[str, torch.Tensor], disc: torch.nn.Module | None
                ) -> tuple[torch.Tensor, dict[str, float]]:
-        score = disc(diffaug.augment(fake, self.policy), batch.get("labels")).float()
-        loss = -score.mean()
-        logs = {"g_adv": loss.item()}
+        seen = diffaug.augment(fake, self.policy)
+        if self.projected:
+            score, proj = disc(seen, batch.get("labels"), projected=True)
+            loss = -score.float().mean() - self.cfg.projected_weight * proj.float().mean()
+            logs = {"g_adv": -score.float().mean().item(), "g_proj": -proj.float().mean().item()}
+        else:
+            score = disc(seen, batch.get("labels")).float()
+            loss = -score.mean()
+            logs = {"g_adv": loss.item()}
         if self.cfg.diversity_weight > 0 and len(fake) >= 2:
             # images i and i + B/2 share a class when batches are grouped in an even group (ArraySampler, mbstd 4;
             # other pairs may differ in class): a generator that maps their latents to one image pays
@@ -172,15 +185,21 @@ class SampleTask:
             real_in = real_in.detach().requires_grad_(True)
         real_aug = diffaug.augment(real_in, self.policy)
         recon_w = self.discriminator.config.recon
+        both = {"projected": True} if self.projected else {}  # WithProjected: (own output, projected logits)
+        real = disc(real_aug, labels, recon=recon_w > 0, **both)
+        fake_s = disc(diffaug.augment(fake, self.policy), labels, **both)
+        if self.projected:
+            (real, real_p), (fake_s, fake_p) = real, fake_s
         if recon_w > 0:  # the decoder rebuilds what D was shown (the augmented image), at half size
-            real, rebuilt = disc(real_aug, labels, recon=True)
+            real, rebuilt = real
             recon = F.l1_loss(rebuilt.float(), F.avg_pool2d(real_aug.detach() * 2 - 1, 2).float())
-        else:
-            real = disc(real_aug, labels)
-        real = real.float()
-        fake_s = disc(diffaug.augment(fake, self.policy), labels).float()
+        real, fake_s = real.float(), fake_s.float()
         loss = F.relu(1 - real).mean() + F.relu(1 + fake_s).mean()
         logs = {"d_real": real.mean().item(), "d_fake": fake_s.mean().item()}
+        if self.projected:
+            real_p, fake_p = real_p.float(), fake_p.float()
+            loss = loss + self.cfg.projected_weight * (F.relu(1 - real_p).mean() + F.relu(1 + fake_p).mean())
+            logs |= {"dp_real": real_p.mean().item(), "dp_fake": fake_p.mean().item()}
         if recon_w > 0:
             loss = loss + recon_w * recon
             logs["d_recon"] = recon.item()
