@@ -16,6 +16,7 @@ sys.path.insert(0, str(BENCH))
 import emoji_quality as eq  # noqa: E402
 import mlp_gan  # noqa: E402
 import sample_quality as sq  # noqa: E402
+import twemoji_features as tf  # noqa: E402
 
 
 def digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +135,10 @@ def test_mlp_gan_widens_to_rgba_and_the_emoji_metrics_behave(tmp_path):
     assert spread.shape == (20,) and spread.std() > 0 and eq.kid(a[:100], a[100:] + 0.3, subsets=20, size=50) == \
         float(spread.mean())  # the table's ± is the spread of the values the mean is taken over
     assert eq.nearest(a[:5], a).max() < 1e-6 and (eq.nearest(a, a, exclude_self=True) > 0).all()
+    real = rng.integers(0, 256, size=(100, 64, 64, 4)).astype(np.uint8)
+    pixels = eq.PixelPCA(real, dims=16)
+    other = rng.integers(0, 256, size=(100, 64, 64, 4)).astype(np.uint8)
+    assert pixels.distance(real) < 1e-3 < pixels.distance(np.clip(other.astype(int) + 60, 0, 255).astype(np.uint8))
     cover, soft = eq.alpha_stats(x)
     assert cover == 0.25 and soft == 0  # a quarter opaque, no soft edges
     labels = np.arange(90) % 9  # nine classes: one column each, image k of class c in row k
@@ -144,3 +149,29 @@ def test_mlp_gan_widens_to_rgba_and_the_emoji_metrics_behave(tmp_path):
     assert sheet.shape == (8 * 66 + 2, 9 * 66 + 2, 3)
     assert sheet[2 + 66 * 3 + 30, 2 + 66 * 5 + 30, 0] == 5 * 25 + 3  # row 3, column 5: class 5's fourth image
     assert eq.panel(eq.Drawn("two", imgs, labels % 2, None, 2)).shape == (8 * 66 + 2, 8 * 66 + 2, 3)
+
+
+def test_twemoji_feature_network_learns_categories_and_gives_per_layer_features(monkeypatch):
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    images = np.zeros((80, 64, 64, 4), np.uint8)
+    labels = np.arange(80) % 2
+    for k in range(80):  # class 0: opaque red squares; class 1: half-transparent blue discs
+        r, c = rng.integers(12, 28, size=2)
+        if labels[k] == 0:
+            images[k, r : r + 24, c : c + 24] = (220, 30, 30, 255)
+        else:
+            yy, xx = np.mgrid[:64, :64]
+            images[k][(yy - r - 12) ** 2 + (xx - c - 12) ** 2 < 144] = (30, 30, 220, 128)
+    x = tf.to_input(images[:2])
+    assert x.shape == (2, 4, 64, 64) and float(x[0, :, 0, 0].sum()) == 3.0  # transparent: white RGB, alpha 0
+    assert abs(float(x[1, 3].max()) - 128 / 255) < 1e-6  # alpha kept as the fourth channel
+    monkeypatch.setattr(tf, "EPOCHS", 12)
+    monkeypatch.setattr(tf, "BATCH", 16)
+    held = np.arange(80) % 10 < 1
+    held[[1, 11, 21, 31]] = True  # both classes held out
+    held[[50, 60]] = False
+    net, info = tf.train(images, labels, held, 2, log=lambda s: None)
+    assert info["held_out"] == 10 and info["held_out_accuracy"] >= 0.8
+    feats = tf.features(net, images[:5], batch=2)
+    assert [f.shape for f in feats] == [(5, 64), (5, 128), (5, 256)]
