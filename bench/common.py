@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -102,3 +104,50 @@ def side_by_side(panels: list, names: list[str], path: Path) -> None:
         x += p.shape[1] + gap
     path.parent.mkdir(parents=True, exist_ok=True)
     imageio.save(imageio.Picture(np.asarray(sheet).copy()), path)
+
+
+class ConvFeatures(nn.Module):
+    """The benchmarks' own feature classifiers: 3x3 conv layers (BatchNorm + ReLU, no pooling but the strides), then
+    global average + linear. forward(x in [0, 1]) -> (logits, [spatial means of the layers in `taps`, or of all])."""
+
+    def __init__(self, spec: list[tuple[int, int, int]], classes: int, taps: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(a, b, 3, stride=s, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU())
+            for a, b, s in spec)  # (in, out, stride)
+        self.fc = nn.Linear(spec[-1][1], classes)
+        self.taps = tuple(range(len(spec))) if taps is None else taps
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        h = (x - 0.5) / 0.5
+        feats = []
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i in self.taps:
+                feats.append(h.mean(dim=(2, 3)))
+        return self.fc(h.mean(dim=(2, 3))), feats
+
+
+def cached_net(path: Path, build: Callable[[], nn.Module], train: Callable[[], tuple[nn.Module, dict]]
+               ) -> tuple[nn.Module, dict]:
+    """A benchmark's trained network: loaded from `path` (safetensors, its training info in the metadata) if there,
+    else trained once by `train()` and saved there. Returned in eval mode, frozen, channels_last."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from gancli.atomic import atomic_path
+
+    if path.exists():
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            info = json.loads(f.metadata()["info"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        net = build()
+        net.load_state_dict(tensors, strict=True)
+    else:
+        net, info = train()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
+                      metadata={"info": json.dumps(info)})
+    net = net.to(memory_format=torch.channels_last).eval().requires_grad_(False)
+    return net, info | {"cache": str(path)}

@@ -59,17 +59,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, side_by_side  # noqa: E402
+from common import ROOT, ConvFeatures, cached_net, machine, side_by_side  # noqa: E402
 from fid import frechet_distance  # noqa: E402
 from mlp_gan import LATENT, MNIST, SIDE, load_generator, load_split  # noqa: E402
 
 from gancli import checkpoints, devices, shipped  # noqa: E402
-from gancli.atomic import atomic_path  # noqa: E402
 from gancli.tasks.sample import generate  # noqa: E402
 from gancli.training.sample import grid  # noqa: E402
 
@@ -90,24 +86,9 @@ SHEET_ZOOM = 2
 # ------------------------------------------------------------------------------------------------ the classifier
 
 
-class FeatureNet(nn.Module):
+def FeatureNet(classes: int = 10) -> ConvFeatures:  # noqa: N802 (a constructor)
     """forward(x (B, 1, 28, 28) in [0, 1]) -> (logits (B, classes), [averaged activations (B, C_i) per layer])."""
-
-    def __init__(self, classes: int = 10) -> None:
-        super().__init__()
-        spec = [(1, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1)]  # (in, out, stride)
-        self.layers = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(a, b, 3, stride=s, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU())
-            for a, b, s in spec)
-        self.fc = nn.Linear(128, classes)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        h = (x - 0.5) / 0.5
-        pooled = []
-        for layer in self.layers:
-            h = layer(h)
-            pooled.append(h.mean(dim=(2, 3)))
-        return self.fc(pooled[-1]), pooled
+    return ConvFeatures([(1, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1)], classes)
 
 
 def _to_input(images: np.ndarray) -> torch.Tensor:
@@ -116,7 +97,7 @@ def _to_input(images: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def classify(net: FeatureNet, images: np.ndarray, batch: int = 500) -> tuple[np.ndarray, list[np.ndarray]]:
+def classify(net: ConvFeatures, images: np.ndarray, batch: int = 500) -> tuple[np.ndarray, list[np.ndarray]]:
     """(predicted labels (N,), [per-layer features (N, C_i) float64]) of (N, 28, 28) uint8 images."""
     preds, feats = [], []
     for i in range(0, len(images), batch):
@@ -127,7 +108,7 @@ def classify(net: FeatureNet, images: np.ndarray, batch: int = 500) -> tuple[np.
 
 
 def train_classifier(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, log=print
-                     ) -> tuple[FeatureNet, dict]:
+                     ) -> tuple[ConvFeatures, dict]:
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
     classes = int(y.max()) + 1
@@ -160,25 +141,16 @@ def train_classifier(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: n
 
 
 def cached_classifier(data: Path, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                      log=print) -> tuple[FeatureNet, dict]:
+                      log=print) -> tuple[ConvFeatures, dict]:
     """The data set's feature classifier: trained once, then loaded from bench/out/classifier-*.safetensors."""
     digest = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()[:12]
     path = OUT / f"classifier-v{CLASSIFIER_VERSION}-{data.stem}-{digest}.safetensors"
-    if path.exists():
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            info = json.loads(f.metadata()["info"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        net = FeatureNet(int(y.max()) + 1)
-        net.load_state_dict(tensors, strict=True)
-        net = net.to(memory_format=torch.channels_last)
-        return net.eval().requires_grad_(False), info | {"cache": str(path)}
-    log(f"training the feature classifier on {len(x)} images ({CLASSIFIER_EPOCHS} epochs; cached in {path})")
-    net, info = train_classifier(x, y, x_test, y_test, log)
-    OUT.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
-                  metadata={"info": json.dumps(info)})
-    return net, info | {"cache": str(path)}
+
+    def train() -> tuple[ConvFeatures, dict]:
+        log(f"training the feature classifier on {len(x)} images ({CLASSIFIER_EPOCHS} epochs; cached in {path})")
+        return train_classifier(x, y, x_test, y_test, log)
+
+    return cached_net(path, lambda: FeatureNet(int(y.max()) + 1), train)
 
 
 # --------------------------------------------------------------------------------------------------- the methods
@@ -254,7 +226,7 @@ class Reference:
     classes: int
 
 
-def reference(net: FeatureNet, images: np.ndarray, classes: int) -> Reference:
+def reference(net: ConvFeatures, images: np.ndarray, classes: int) -> Reference:
     rng = np.random.default_rng(SEED)
     n = len(images)
     where = (rng.integers(0, n, PATCHES), rng.integers(0, SIDE - PATCH + 1, PATCHES),
@@ -265,7 +237,7 @@ def reference(net: FeatureNet, images: np.ndarray, classes: int) -> Reference:
                      total_variation(images), where, classes)
 
 
-def evaluate(net: FeatureNet, ref: Reference, drawn: Drawn) -> dict:
+def evaluate(net: ConvFeatures, ref: Reference, drawn: Drawn) -> dict:
     if len(drawn.images) != len(ref.feats[0]):
         raise ValueError(f"{drawn.name}: {len(drawn.images)} samples, the reference has {len(ref.feats[0])}")
     preds, feats = classify(net, drawn.images)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -27,11 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors import safe_open
-from safetensors.torch import save_file
-from torch import nn
 
-from gancli.atomic import atomic_path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ConvFeatures, cached_net  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EMOJI = ROOT.parent / "shared" / "data" / "emoji"
@@ -43,25 +42,10 @@ BATCH = 64
 TAPS = (1, 3, 5)  # layers whose spatial means are the features
 
 
-class TwemojiNet(nn.Module):
+def TwemojiNet(classes: int) -> ConvFeatures:  # noqa: N802 (a constructor)
     """forward(x (B, 4, 64, 64): RGB over white and alpha, in [0, 1]) -> (logits, [spatial means of TAPS])."""
-
-    def __init__(self, classes: int) -> None:
-        super().__init__()
-        spec = [(4, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2)]
-        self.layers = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(a, b, 3, stride=s, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU())
-            for a, b, s in spec)
-        self.fc = nn.Linear(256, classes)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        h = (x - 0.5) / 0.5
-        pooled = []
-        for i, layer in enumerate(self.layers):
-            h = layer(h)
-            if i in TAPS:
-                pooled.append(h.mean(dim=(2, 3)))
-        return self.fc(pooled[-1]), pooled
+    return ConvFeatures([(4, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2)], classes,
+                        TAPS)
 
 
 def to_input(images: np.ndarray) -> torch.Tensor:
@@ -111,7 +95,7 @@ def _shift_flip(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 
 
 def train(images: np.ndarray, labels: np.ndarray, held: np.ndarray, classes: int, log=print
-          ) -> tuple[TwemojiNet, dict]:
+          ) -> tuple[ConvFeatures, dict]:
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
     x_all = to_input(images)
@@ -145,30 +129,22 @@ def train(images: np.ndarray, labels: np.ndarray, held: np.ndarray, classes: int
     return net, info
 
 
-def cached(log=print) -> tuple[TwemojiNet, dict]:
+def cached(log=print) -> tuple[ConvFeatures, dict]:
     """The Twemoji feature network: trained once, then loaded from bench/out/twemoji-*.safetensors."""
     images, labels, held, names = load_twemoji()
     digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()[:12]
     path = OUT / f"twemoji-v{VERSION}-{digest}.safetensors"
-    if path.exists():
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            info = json.loads(f.metadata()["info"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        net = TwemojiNet(len(names))
-        net.load_state_dict(tensors, strict=True)
-        return net.to(memory_format=torch.channels_last).eval().requires_grad_(False), info | {"cache": str(path)}
-    log(f"training the Twemoji feature network on {int((~held).sum())} images, {len(names)} categories "
-        f"({EPOCHS} epochs; cached in {path})")
-    net, info = train(images, labels, held, len(names), log)
-    OUT.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
-                  metadata={"info": json.dumps(info)})
-    return net, info | {"cache": str(path)}
+
+    def fit() -> tuple[ConvFeatures, dict]:
+        log(f"training the Twemoji feature network on {int((~held).sum())} images, {len(names)} categories "
+            f"({EPOCHS} epochs; cached in {path})")
+        return train(images, labels, held, len(names), log)
+
+    return cached_net(path, lambda: TwemojiNet(len(names)), fit)
 
 
 @torch.no_grad()
-def features(net: TwemojiNet, images: np.ndarray, batch: int = 250) -> list[np.ndarray]:
+def features(net: ConvFeatures, images: np.ndarray, batch: int = 250) -> list[np.ndarray]:
     """[per-tap features (N, C_i) float64] of (N, 64, 64, 4) uint8 RGBA images."""
     out = []
     for i in range(0, len(images), batch):

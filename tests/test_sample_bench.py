@@ -175,3 +175,22 @@ def test_twemoji_feature_network_learns_categories_and_gives_per_layer_features(
     assert info["held_out"] == 10 and info["held_out_accuracy"] >= 0.8
     feats = tf.features(net, images[:5], batch=2)
     assert [f.shape for f in feats] == [(5, 64), (5, 128), (5, 256)]
+
+
+def test_cached_net_trains_once_then_loads_the_same_network(tmp_path):
+    from common import ConvFeatures, cached_net
+
+    calls = []
+
+    def train():
+        calls.append(1)
+        torch.manual_seed(0)
+        return ConvFeatures([(1, 4, 1), (4, 8, 2)], 3, taps=(0,)), {"note": "tiny"}
+
+    build = lambda: ConvFeatures([(1, 4, 1), (4, 8, 2)], 3, taps=(0,))  # noqa: E731
+    first, info = cached_net(tmp_path / "n.safetensors", build, train)
+    again, info2 = cached_net(tmp_path / "n.safetensors", build, train)
+    assert calls == [1] and info["note"] == info2["note"] == "tiny"
+    x = torch.rand(2, 1, 8, 8)
+    (la, fa), (lb, fb) = first(x), again(x)
+    assert torch.equal(la, lb) and len(fa) == 1 and fa[0].shape == (2, 4) and torch.equal(fa[0], fb[0])
