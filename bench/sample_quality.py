@@ -58,10 +58,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, ConvFeatures, cached_net, machine, side_by_side  # noqa: E402
+from common import ROOT, ConvFeatures, cached_net, fit_classifier, machine, side_by_side  # noqa: E402
 from fid import frechet_distance  # noqa: E402
 from mlp_gan import LATENT, MNIST, SIDE, load_generator, load_split  # noqa: E402
 
@@ -113,26 +112,18 @@ def train_classifier(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: n
     rng = np.random.default_rng(SEED)
     classes = int(y.max()) + 1
     net = FeatureNet(classes).to(memory_format=torch.channels_last)
-    steps = CLASSIFIER_EPOCHS * (len(x) // CLASSIFIER_BATCH)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.15)
+    per_epoch = len(x) // CLASSIFIER_BATCH
     wall, cpu = time.perf_counter(), time.process_time()
-    net.train()
-    step = 0
-    for epoch in range(CLASSIFIER_EPOCHS):
-        order = rng.permutation(len(x))
-        for i in range(len(x) // CLASSIFIER_BATCH):
-            idx = order[i * CLASSIFIER_BATCH : (i + 1) * CLASSIFIER_BATCH]
-            logits, _ = net(_to_input(x[idx]))
-            loss = F.cross_entropy(logits, torch.from_numpy(y[idx]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            if step % 100 == 0:
-                log(f"classifier epoch {epoch + 1} step {step}/{steps}: loss {loss.item():.4f}")
-    net.eval().requires_grad_(False)
+    order = np.empty(0, np.int64)
+
+    def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        nonlocal order
+        if step % per_epoch == 0:
+            order = rng.permutation(len(x))
+        idx = order[step % per_epoch * CLASSIFIER_BATCH : (step % per_epoch + 1) * CLASSIFIER_BATCH]
+        return _to_input(x[idx]), torch.from_numpy(y[idx])
+
+    fit_classifier(net, CLASSIFIER_EPOCHS * per_epoch, batch, log)
     preds, _ = classify(net, x_test)
     info = {"test_accuracy": round(float((preds == y_test).mean()), 5), "epochs": CLASSIFIER_EPOCHS,
             "seconds": round(time.perf_counter() - wall, 1), "cpu_seconds": round(time.process_time() - cpu, 1),

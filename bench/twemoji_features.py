@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ConvFeatures, cached_net  # noqa: E402
+from common import ConvFeatures, cached_net, fit_classifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EMOJI = ROOT.parent / "shared" / "data" / "emoji"
@@ -101,25 +100,19 @@ def train(images: np.ndarray, labels: np.ndarray, held: np.ndarray, classes: int
     x_all = to_input(images)
     train_idx = np.flatnonzero(~held)
     net = TwemojiNet(classes).to(memory_format=torch.channels_last)
-    steps = EPOCHS * (len(train_idx) // BATCH)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.15)
+    per_epoch = len(train_idx) // BATCH
     wall, cpu = time.perf_counter(), time.process_time()
-    net.train()
-    for step in range(steps):
-        if step % (len(train_idx) // BATCH) == 0:
+    order = train_idx
+
+    def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        nonlocal order
+        if step % per_epoch == 0:
             order = rng.permutation(train_idx)
-        k = step % (len(train_idx) // BATCH)
-        idx = order[k * BATCH : (k + 1) * BATCH]
-        logits, _ = net(_shift_flip(x_all[idx], rng).contiguous(memory_format=torch.channels_last))
-        loss = F.cross_entropy(logits, torch.from_numpy(labels[idx]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (step + 1) % 200 == 0:
-            log(f"twemoji classifier step {step + 1}/{steps}: loss {loss.item():.4f}")
-    net.eval().requires_grad_(False)
+        idx = order[step % per_epoch * BATCH : (step % per_epoch + 1) * BATCH]
+        x = _shift_flip(x_all[idx], rng).contiguous(memory_format=torch.channels_last)
+        return x, torch.from_numpy(labels[idx])
+
+    fit_classifier(net, EPOCHS * per_epoch, batch, log, log_every=200)
     with torch.no_grad():
         preds = net(x_all[held])[0].argmax(1).numpy()
     info = {"held_out_accuracy": round(float((preds == labels[held]).mean()), 4), "held_out": int(held.sum()),
