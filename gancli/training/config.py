@@ -45,7 +45,9 @@ class TrainConfig:
     diversity_weight: float = 0.0  # sample: mode seeking (MSGAN), w * |z1 - z2| / |G(z1) - G(z2)|, pairs of a class
     diffaugment: str = "translation,cutout,color"  # sample: DiffAugment policy on all D inputs ("" = off)
     projected_weight: float = 0.0  # sample: weight of a second discriminator on frozen EfficientNet-Lite0 features
-    #                                (Projected GAN; gancli.training.projected; needs gancli[train]); 0: off
+    #                                (Projected GAN; gancli.training.projected; needs gancli[train]); 0: off.
+    #                                It lowers distances taken on those same features without better images: judge
+    #                                such runs on bench/emoji_quality.py's tw and pixel columns, and by eye
     mirror: bool = False  # sample: half the real images flipped left-right (StyleGAN2-ADA's --mirror: twice the data
     #                       where a mirrored picture is as valid, e.g. emoji; not for digits or text)
     eval_images: int = 1000  # sample: images held out for the in-run Fréchet distance (0: none, compare with the
