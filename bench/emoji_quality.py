@@ -71,7 +71,7 @@ from twemoji_features import features as twemoji_features  # noqa: E402
 from gancli import checkpoints, devices  # noqa: E402
 from gancli.tasks.sample import generate  # noqa: E402
 from gancli.training.image_sets import load_image_set  # noqa: E402
-from gancli.training.sample import frechet as sample_frechet  # noqa: E402
+from gancli.training.sample import PixelPCA  # noqa: E402
 
 DATA = ROOT / "runs" / "emoji_data"
 SIDE = 64
@@ -180,22 +180,6 @@ def twemoji_row(f: np.ndarray, real: np.ndarray) -> dict:
     kids = kid_subsets(f, real)
     return {"tw_fd": round(frechet_distance(f, real), 3), "tw_kid_x1000": round(1000 * float(kids.mean()), 3),
             "tw_kid_std_x1000": round(1000 * float(kids.std()), 3)}
-
-
-class PixelPCA:
-    """The real images' raw RGBA pixels in [0, 1], projected on their 64 principal axes (gancli.training.sample)."""
-
-    def __init__(self, real: np.ndarray, dims: int = 64) -> None:
-        x = real.reshape(len(real), -1).astype(np.float32) / 255
-        self.mean = x.mean(0)
-        self.axes = np.linalg.svd(x - self.mean, full_matrices=False)[2][:dims].T
-        self.real = self(real)
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        return (images.reshape(len(images), -1).astype(np.float32) / 255 - self.mean) @ self.axes
-
-    def distance(self, images: np.ndarray) -> float:
-        return sample_frechet(self(images), self.real)
 
 
 def alpha_stats(images: np.ndarray) -> tuple[float, float]:

@@ -43,6 +43,24 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt)
 
 
+class PixelPCA:
+    """Images' raw pixels in [0, 1] projected on the principal axes of a reference set's (the in-run distance's space;
+    bench/emoji_quality.py's pixel FD). distance(images): the Fréchet distance of their projections to the
+    reference's."""
+
+    def __init__(self, real: np.ndarray, dims: int = 64) -> None:
+        x = real.reshape(len(real), -1).astype(np.float32) / 255
+        self.mean = x.mean(0)
+        self.axes = np.linalg.svd(x - self.mean, full_matrices=False)[2][:dims].T
+        self.real = (x - self.mean) @ self.axes
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return (images.reshape(len(images), -1).astype(np.float32) / 255 - self.mean) @ self.axes
+
+    def distance(self, images: np.ndarray) -> float:
+        return frechet(self(images), self.real)
+
+
 class ArraySampler:
     """Random whole images (and labels) from arrays held in memory; resumable by its RNG state.
 
@@ -214,11 +232,8 @@ class SampleTask:
 
     # ------------------------------------------------------------------------------------------- evaluation
     def _fit_pca(self) -> None:
+        self.pixels = PixelPCA(self.held)
         x = self.held.reshape(len(self.held), -1).astype(np.float32) / 255
-        self.pca_mean = x.mean(0)
-        _, _, vt = np.linalg.svd(x - self.pca_mean, full_matrices=False)
-        self.pca = vt[:64].T
-        self.real_feats = (x - self.pca_mean) @ self.pca
         self.real_spread = _mean_pair_distance(x)
         self.real_class_spread = (None if self.held_labels is None else
                                   _class_pair_distance(x, self.held_labels, len(self.classes)))
@@ -238,8 +253,9 @@ class SampleTask:
         return np.concatenate(out)
 
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        fake = self.samples(model, list(range(EVAL_SEEDS))).reshape(EVAL_SEEDS, -1).astype(np.float32) / 255
-        fd = frechet((fake - self.pca_mean) @ self.pca, self.real_feats)
+        drawn = self.samples(model, list(range(EVAL_SEEDS)))
+        fd = self.pixels.distance(drawn)
+        fake = drawn.reshape(EVAL_SEEDS, -1).astype(np.float32) / 255
         diversity = _mean_pair_distance(fake) / max(self.real_spread, 1e-8)
         if diversity < COLLAPSE_RATIO:
             self.log(f"warning: samples are {diversity:.2f}x as varied as real images: possible mode collapse")
