@@ -216,7 +216,8 @@ def class_data(tmp_path):
 
 
 @pytest.mark.parametrize("options", [{}, {"mirror": True, "disc": {**TINY_D, "recon": 1.0}},
-                                     {"projected_weight": 0.5, "disc": {**TINY_D, "recon": 1.0}}])
+                                     {"projected_weight": 0.5, "disc": {**TINY_D, "recon": 1.0}},
+                                     {"coverage_weight": 1.0, "coverage_pool": 3}])
 def test_sample_training_resumes_exactly(class_data, tmp_path, options):
     cfg = TrainConfig(**{"task": "sample", "data": [str(class_data)], "model": TINY_G, "disc": TINY_D, "steps": 6,
                          "batch": 4, "warmup": 2, "eval_every": 3, "eval_images": 5, "r1_gamma": 1.0,
@@ -243,6 +244,7 @@ def test_sample_training_resumes_exactly(class_data, tmp_path, options):
     assert any("r1" in r for r in logged) and any("fd_pca" in r.get("val", {}) for r in logged)
     assert any("d_recon" in r for r in logged) == ("disc" in options)
     assert any("dp_real" in r and "g_proj" in r for r in logged) == ("projected_weight" in options)
+    assert any("cover_l1" in r for r in logged) == ("coverage_weight" in options)
     info = checkpoints.read_model_info(tmp_path / "a" / "best.safetensors")
     assert info.task == "sample" and info.provenance["classes"] == ["a", "b"]
 
@@ -352,3 +354,39 @@ def test_projected_discriminator_trains_heads_only_and_passes_gradient_to_the_ge
     d.projected(xg, y).sum().backward()
     assert xg.grad is not None and xg.grad.abs().sum() > 0
     assert all(p.grad is None or not p.requires_grad for p in heads._features[0].parameters())
+
+
+def test_coverage_term_pulls_the_nearest_of_its_class_candidates_to_each_real_image(class_data):
+    cfg = TrainConfig(task="sample", data=[str(class_data)], model=TINY_G, disc=TINY_D, batch=6, eval_images=0,
+                      coverage_weight=2.0, coverage_pool=5, diffaugment="")
+    task = SampleTask(cfg, CPU, log=lambda m: None)
+    shown = []
+
+    def flat(z, labels):  # a stand-in generator: a flat image whose grey level is z's first entry (squashed)
+        shown.append(labels)
+        return torch.sigmoid(z[:, :1, None, None]).expand(-1, 3, 16, 16)
+
+    torch.manual_seed(0)
+    batch = task.next_batch()
+    batch["real"] = torch.linspace(0.1, 0.9, 6)[:, None, None, None].expand(-1, 3, 16, 16).contiguous()
+    state = torch.random.get_rng_state()
+    out = task.generate(flat, batch)
+    torch.random.set_rng_state(state)  # the same candidates, to check the choice
+    cand = torch.sigmoid(torch.randn(3 * 5, task.latent_dim)[:, 0]).view(3, 5)
+    assert out.shape == (6 + 3, 3, 16, 16)  # the batch's samples, then one matched sample per real of the first half
+    want = cand.gather(1, (cand - batch["real"][:3, 0, 0, 0, None]).abs().argmin(1, keepdim=True))[:, 0]
+    assert torch.allclose(out[6:, 0, 0, 0], want)
+    assert torch.equal(shown[0], batch["labels"][:3].repeat_interleave(5))  # candidates of each real's class
+    assert torch.equal(shown[1][6:], batch["labels"][:3])
+    # G's loss adds weight x L1 to the matched reals; D is shown the batch's own samples only
+    model = models.build("gan_gen", {**TINY_G, "channels": 3, "num_classes": 2})
+    disc = models.build("gan_disc", {**TINY_D, "image_size": 16, "channels": 3, "num_classes": 2}).eval()  # fixed SN
+    fake = task.generate(model, batch)
+    loss, logs = task.g_loss(fake, batch, disc)
+    plain, _ = task.g_loss(fake[:6], batch, disc)
+    assert logs["cover_l1"] > 0
+    assert torch.allclose(loss - plain, 2.0 * F.l1_loss(fake[6:], batch["real"][:3]), atol=1e-5)
+    d_full, _ = task.d_loss(fake, batch, disc)
+    task.steps_done -= 1
+    d_own, _ = task.d_loss(fake[:6], batch, disc)
+    assert torch.allclose(d_full, d_own)

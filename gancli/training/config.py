@@ -48,6 +48,11 @@ class TrainConfig:
     #                                (Projected GAN; gancli.training.projected; needs gancli[train]); 0: off.
     #                                It lowers distances taken on those same features without better images: judge
     #                                such runs on bench/emoji_quality.py's tw and pixel columns, and by eye
+    coverage_weight: float = 0.0  # sample: IMLE coverage term (Inclusive GAN): for half the batch's real images, the
+    #                               nearest of coverage_pool samples of the image's class (16x16 pixels) is pulled to
+    #                               it by an L1 loss of this weight, so that every training image has a sample near
+    #                               it (against mode collapse and blob-like samples on small data); 0: off
+    coverage_pool: int = 8  # sample: candidate latents drawn per real image for that nearest-sample search
     mirror: bool = False  # sample: half the real images flipped left-right (StyleGAN2-ADA's --mirror: twice the data
     #                       where a mirrored picture is as valid, e.g. emoji; not for digits or text)
     eval_images: int = 1000  # sample: images held out for the in-run Fréchet distance (0: none, compare with the
@@ -57,6 +62,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.eval_images < 0:
             raise ValueError(f"eval_images must be 0 or more, got {self.eval_images}")
+        if self.coverage_pool < 1:
+            raise ValueError(f"coverage_pool must be 1 or more, got {self.coverage_pool}")
         if not self.arch:
             if self.task not in DEFAULT_ARCH:
                 raise ValueError(f"unknown task {self.task!r} (known: {', '.join(DEFAULT_ARCH)})")

@@ -2,10 +2,10 @@
 
 Generator and discriminator from gancli.models.gan; hinge loss; R1 penalty on real images every R1_EVERY steps
 (lazy, weighted up to match); DiffAugment on everything D sees; optionally a mode-seeking term
-(`diversity_weight`), a second discriminator on frozen ImageNet features (`projected_weight`,
-gancli.training.projected) and, with a minibatch-std discriminator (`disc.mbstd`), batches laid out so that each
-std group holds one class. The engine's EMA generator is what is evaluated, exported and sampled. Evaluation (fast
-enough to run during training, not the benchmark): a Fréchet distance between EMA samples and held-out real images
+(`diversity_weight`), a coverage term (`coverage_weight`: IMLE's nearest-sample loss, as in Inclusive GAN), a second
+discriminator on frozen ImageNet features (`projected_weight`, gancli.training.projected) and, with a minibatch-std
+discriminator (`disc.mbstd`), batches laid out so that each std group holds one class. The engine's EMA generator
+is what is evaluated, exported and sampled. Evaluation (fast enough to run during training, not the benchmark): a Fréchet distance between EMA samples and held-out real images
 in a 64-dimensional PCA space of pixels fitted on the real images, and diversity ratios (mean pairwise distance of
 samples / of real images; overall and, for class-conditional models, within a class) whose collapse warns of mode
 collapse.
@@ -171,10 +171,33 @@ class SampleTask:
 
     # ----------------------------------------------------------------------------------------------- losses
     def generate(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(batch["z"], batch.get("labels"))
+        """The batch's samples; with the coverage term, followed by the matched samples of half its real images."""
+        z, labels = batch["z"], batch.get("labels")
+        if self.cfg.coverage_weight > 0:
+            zm, lm = self._nearest_latents(model, batch)
+            z = torch.cat([z, zm])
+            labels = None if labels is None else torch.cat([labels, lm])
+        return model(z, labels)
+
+    @torch.no_grad()
+    def _nearest_latents(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """For each of the first half of the real images, the latent (of coverage_pool fresh ones, same class) whose
+        sample is nearest to it at 16x16 (IMLE's search; the generator being trained, its current state)."""
+        real = batch["real"][: max(1, len(batch["real"]) // 2)]
+        k, m = self.cfg.coverage_pool, len(real)
+        z = torch.randn(m * k, self.latent_dim, device=real.device)  # candidate j of real i at row i * k + j
+        labels = batch.get("labels")
+        lm = None if labels is None else labels[:m]
+        cand = model(z, None if lm is None else lm.repeat_interleave(k))
+        small = lambda x: F.adaptive_avg_pool2d(x.float(), 16).flatten(1)  # noqa: E731
+        dist = (small(cand).view(m, k, -1) - small(real)[:, None]).pow(2).sum(2)
+        pick = dist.argmin(1) + torch.arange(m, device=real.device) * k
+        return z[pick], lm
 
     def g_loss(self, fake: torch.Tensor, batch: dict[str, torch.Tensor], disc: torch.nn.Module | None
                ) -> tuple[torch.Tensor, dict[str, float]]:
+        fake, matched = fake[: len(batch["z"])], fake[len(batch["z"]) :]
         seen = diffaug.augment(fake, self.policy)
         if self.projected:
             score, proj = disc(seen, batch.get("labels"), projected=True)
@@ -193,12 +216,17 @@ class SampleTask:
             ratio = (fake[:h] - fake[h : 2 * h]).abs().mean() / (z[:h] - z[h : 2 * h]).abs().mean()
             loss = loss + self.cfg.diversity_weight / (ratio.float() + 1e-5)
             logs["ms_ratio"] = ratio.item()
+        if len(matched):  # coverage: each matched sample towards its real image (plain L1, unaugmented)
+            cover = F.l1_loss(matched.float(), batch["real"][: len(matched)].float())
+            loss = loss + self.cfg.coverage_weight * cover
+            logs["cover_l1"] = cover.item()
         return loss, logs
 
     def d_loss(self, fake: torch.Tensor, batch: dict[str, torch.Tensor], disc: torch.nn.Module
                ) -> tuple[torch.Tensor, dict[str, float]]:
         labels = batch.get("labels")
         real_in = batch["real"]
+        fake = fake[: len(batch["z"])]  # the coverage term's matched samples are not shown to D
         lazy_r1 = self.cfg.r1_gamma > 0 and self.steps_done % R1_EVERY == 0
         if lazy_r1:
             real_in = real_in.detach().requires_grad_(True)
