@@ -1,14 +1,14 @@
 """The sample task for the trainer: an unconditional (or class-conditional) GAN on a set of whole images.
 
 Generator and discriminator from gancli.models.gan; hinge loss; R1 penalty on real images every R1_EVERY steps
-(lazy, weighted up to match); DiffAugment on everything D sees; optionally a mode-seeking term
-(`diversity_weight`), a coverage term (`coverage_weight`: IMLE's nearest-sample loss, as in Inclusive GAN), a second
-discriminator on frozen ImageNet features (`projected_weight`, gancli.training.projected) and, with a minibatch-std
-discriminator (`disc.mbstd`), batches laid out so that each std group holds one class. The engine's EMA generator
-is what is evaluated, exported and sampled. Evaluation (fast enough to run during training, not the benchmark): a Fréchet distance between EMA samples and held-out real images
-in a 64-dimensional PCA space of pixels fitted on the real images, and diversity ratios (mean pairwise distance of
-samples / of real images; overall and, for class-conditional models, within a class) whose collapse warns of mode
-collapse.
+(lazy, weighted up to match); DiffAugment on everything D sees; optionally a mode-seeking term (`diversity_weight`),
+a coverage term (`coverage_weight`: IMLE's nearest-sample loss, as in Inclusive GAN), a second discriminator on
+frozen ImageNet features (`projected_weight`, gancli.training.projected) and, with a minibatch-std discriminator
+(`disc.mbstd`), batches laid out so that each std group holds one class. The engine's EMA generator is what is
+evaluated, exported and sampled. Evaluation (fast enough to run during training, not the benchmark): a Fréchet
+distance between EMA samples and held-out real images in a 64-dimensional PCA space of pixels fitted on the real
+images, and diversity ratios (mean pairwise distance of samples / of real images; overall and, for class-conditional
+models, within a class) whose collapse warns of mode collapse.
 """
 
 from __future__ import annotations
