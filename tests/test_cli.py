@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from gancli import atomic
+from gancli import atomic, devices
 from gancli.cli import app
 from tests.conftest import gradient_rgb
 
@@ -39,6 +39,9 @@ def test_help_does_not_import_torch():
     assert proc.returncode == 0, proc.stderr
 
 
+AUTO_DEVICE = str(devices.pick_device("auto"))  # what --device auto takes here (cuda on a GPU machine)
+
+
 def test_folder_with_corrupt_file(folder, tmp_path, tiny_weights):
     out = tmp_path / "out"
     r = invoke("upscale", folder, "-o", f"{out}/", "--weights", tiny_weights, "--json")
@@ -47,7 +50,7 @@ def test_folder_with_corrupt_file(folder, tmp_path, tiny_weights):
     assert [Path_name(rec["input"]) for rec in records] == ["a.png", "b.jpg", "c.png"]  # deterministic order
     status = {Path_name(rec["input"]): rec for rec in records}
     assert status["a.png"]["status"] == "ok" and status["a.png"]["out_size"] == [96, 80]
-    assert status["a.png"]["mode"] == "RGB 8-bit" and status["a.png"]["device"] == "cpu"
+    assert status["a.png"]["mode"] == "RGB 8-bit" and status["a.png"]["device"] == AUTO_DEVICE
     assert status["b.jpg"]["status"] == "ok" and status["c.png"]["status"] == "failed"
     assert "c.png" in status["c.png"]["error"] and status["a.png"]["model"] == "tiny-x4"
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg"]  # no output for the failed item

@@ -66,7 +66,8 @@ def _run_tile(
     else:
         # Premultiply so transparent pixels (whose color is arbitrary, often black) do not bleed into edges.
         batch = torch.cat([x * alpha, alpha.expand(-1, 3, -1, -1)], dim=0)
-        out = model(batch.contiguous(memory_format=torch.channels_last))
+        # un-premultiply in float32: at 1/255 alpha, a bf16 division turned rounding noise into full-scale color
+        out = model(batch.contiguous(memory_format=torch.channels_last)).float()
         y_alpha = out[1:].mean(dim=1, keepdim=True).clamp_(0, 1)
         y = out[:1] / y_alpha.clamp_min(1 / 1024)
         y = torch.where(y_alpha > 1 / 1024, y, torch.zeros_like(y))

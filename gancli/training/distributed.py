@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from gancli.devices import DeviceError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -53,6 +55,11 @@ def from_environment(device: str) -> tuple[DistContext, str]:
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
+        count = torch.cuda.device_count()
+        if local >= count:  # set_device would fail with "invalid device ordinal", one rank at a time
+            raise DeviceError(
+                f"torchrun started {local_world} processes on this node but {count} CUDA GPU(s) are visible: "
+                f"use --nproc_per_node={count} (one GPU per process) or --device cpu (gloo)")
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
     else:
