@@ -83,40 +83,34 @@ def make_inputs(work: Path) -> dict[str, Path]:
     return paths
 
 
+def three_ways(args: list[str], stem: Path) -> dict:
+    """One CLI command on the CPU, on the target in fp32 and in its auto precision; outputs compared to the CPU's."""
+    row, outs = {}, {}
+    for label, extra in (("cpu", ["--device", "cpu"]), ("cuda_fp32", ["--device", TARGET, "--precision", "fp32"]),
+                         ("cuda_auto", ["--device", TARGET])):
+        outs[label] = stem.with_name(f"{stem.name}_{label}.png")
+        rc, _, err = gancli(*args, "-o", str(outs[label]), "-q", *extra)
+        row[f"rc_{label}"] = rc
+        if rc:
+            row[f"error_{label}"] = err
+    for label in ("cuda_fp32", "cuda_auto"):
+        if row["rc_cpu"] == 0 and row[f"rc_{label}"] == 0:
+            row[label] = compare(outs["cpu"], outs[label])
+    return row
+
+
 def check_upscale(work: Path, inputs: dict[str, Path], report: dict) -> None:
     for model in UPSCALE_MODELS:
         for name in ("small", "rgba"):
-            row = {}
-            outs = {}
-            for label, extra in (("cpu", ["--device", "cpu"]), ("cuda_fp32", ["--device", TARGET, "--precision",
-                                 "fp32"]), ("cuda_auto", ["--device", TARGET])):
-                outs[label] = work / f"up_{model}_{name}_{label}.png"
-                rc, _, err = gancli("upscale", str(inputs[name]), "--model", model, "-o", str(outs[label]), "-q",
-                                    *extra)
-                row[f"rc_{label}"] = rc
-                if rc:
-                    row[f"error_{label}"] = err
-            for label in ("cuda_fp32", "cuda_auto"):
-                if row["rc_cpu"] == 0 and row[f"rc_{label}"] == 0:
-                    row[label] = compare(outs["cpu"], outs[label])
+            row = three_ways(["upscale", str(inputs[name]), "--model", model], work / f"up_{model}_{name}")
             report["upscale"][f"{model}/{name}"] = row
             print(model, name, json.dumps(row), flush=True)
 
 
 def check_inpaint(work: Path, inputs: dict[str, Path], report: dict) -> None:
     for name in ("small", "rgba"):
-        row, outs = {}, {}
-        for label, extra in (("cpu", ["--device", "cpu"]), ("cuda_fp32", ["--device", TARGET, "--precision", "fp32"]),
-                             ("cuda_auto", ["--device", TARGET])):
-            outs[label] = work / f"in_{name}_{label}.png"
-            rc, _, err = gancli("inpaint", str(inputs[name]), "--box", "90,60,70,80", "--box", "20,200,120,20", "-o",
-                                str(outs[label]), "-q", *extra)
-            row[f"rc_{label}"] = rc
-            if rc:
-                row[f"error_{label}"] = err
-        for label in ("cuda_fp32", "cuda_auto"):
-            if row["rc_cpu"] == 0 and row[f"rc_{label}"] == 0:
-                row[label] = compare(outs["cpu"], outs[label])
+        row = three_ways(["inpaint", str(inputs[name]), "--box", "90,60,70,80", "--box", "20,200,120,20"],
+                         work / f"in_{name}")
         report["inpaint"][name] = row
         print("inpaint", name, json.dumps(row), flush=True)
 
