@@ -31,11 +31,11 @@ SAMPLE = ["digits", "fashion", "emoji"]
 TARGET = "cuda"  # --target cpu: a dry run of this script on a machine without a GPU (compares the CPU with itself)
 
 
-def gancli(*args: str) -> tuple[int, float, str]:
-    """Run the installed CLI; return (exit code, wall seconds, stderr tail)."""
+def gancli(*args: str) -> tuple[int, float, str, str]:
+    """Run the installed CLI; return (exit code, wall seconds, stderr tail, stdout)."""
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "gancli", *args], capture_output=True, text=True)
-    return proc.returncode, time.perf_counter() - start, (proc.stderr or "")[-600:]
+    return proc.returncode, time.perf_counter() - start, (proc.stderr or "")[-600:], proc.stdout
 
 
 def compare(a: Path, b: Path) -> dict:
@@ -89,7 +89,7 @@ def three_ways(args: list[str], stem: Path) -> dict:
     for label, extra in (("cpu", ["--device", "cpu"]), ("cuda_fp32", ["--device", TARGET, "--precision", "fp32"]),
                          ("cuda_auto", ["--device", TARGET])):
         outs[label] = stem.with_name(f"{stem.name}_{label}.png")
-        rc, _, err = gancli(*args, "-o", str(outs[label]), "-q", *extra)
+        rc, _, err, _ = gancli(*args, "-o", str(outs[label]), "-q", *extra)
         row[f"rc_{label}"] = rc
         if rc:
             row[f"error_{label}"] = err
@@ -119,11 +119,11 @@ def check_sample(work: Path, report: dict) -> None:
     for model in SAMPLE:
         row = {}
         dirs = {d: work / f"s_{model}_{d}" for d in ("cpu", "cuda", "cuda_alone")}
-        rc_cpu, _, err_cpu = gancli("sample", "--model", model, "--seeds", "0-31", "-o", f"{dirs['cpu']}/", "-q",
+        rc_cpu, _, err_cpu, _ = gancli("sample", "--model", model, "--seeds", "0-31", "-o", f"{dirs['cpu']}/", "-q",
                                     "--device", "cpu")
-        rc_gpu, _, err_gpu = gancli("sample", "--model", model, "--seeds", "0-31", "-o", f"{dirs['cuda']}/", "-q",
+        rc_gpu, _, err_gpu, _ = gancli("sample", "--model", model, "--seeds", "0-31", "-o", f"{dirs['cuda']}/", "-q",
                                     "--device", TARGET)
-        rc_one, _, err_one = gancli("sample", "--model", model, "--seeds", "7", "-o", f"{dirs['cuda_alone']}/", "-q",
+        rc_one, _, err_one, _ = gancli("sample", "--model", model, "--seeds", "7", "-o", f"{dirs['cuda_alone']}/", "-q",
                                     "--device", TARGET)
         row.update(rc_cpu=rc_cpu, rc_cuda=rc_gpu, rc_cuda_alone=rc_one)
         for rc, err, key in ((rc_cpu, err_cpu, "cpu"), (rc_gpu, err_gpu, "cuda"), (rc_one, err_one, "alone")):
@@ -151,9 +151,9 @@ def check_train(work: Path, report: dict) -> None:
     }
     for task, args in runs.items():
         run = work / f"run_{task}"
-        rc1, t1, err1 = gancli("train", *args, "--run", str(run), "--steps", "20", "--eval-every", "10", "--device",
+        rc1, t1, err1, _ = gancli("train", *args, "--run", str(run), "--steps", "20", "--eval-every", "10", "--device",
                                TARGET, "-q")
-        rc2, t2, err2 = gancli("train", "--run", str(run), "--steps", "30", "--device", TARGET, "-q")
+        rc2, t2, err2, _ = gancli("train", "--run", str(run), "--steps", "30", "--device", TARGET, "-q")
         row = {"rc_first": rc1, "rc_resume": rc2, "seconds": round(t1 + t2, 1)}
         if rc1:
             row["error_first"] = err1
@@ -174,19 +174,17 @@ def timings(work: Path, inputs: dict[str, Path], report: dict) -> None:
                          "fp32"])):
         for model in ("photo-x4", "compact-x2"):
             out = work / f"t_{model}_{label}.png"
-            rc, _, _ = gancli("upscale", str(inputs["big"]), "--model", model, "-o", str(out), "-q", *extra, "--json")
-            start = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "gancli", "upscale", str(inputs["big"]), "--model", model,
-                                   "-o", str(out), "-q", "--json", *extra], capture_output=True, text=True)
-            wall = time.perf_counter() - start
+            args = ["upscale", str(inputs["big"]), "--model", model, "-o", str(out), "-q", "--json", *extra]
+            gancli(*args)  # a first run fills the file and kernel caches; the second is timed
+            rc, wall, _, stdout = gancli(*args)
             rec = {}
-            for line in proc.stdout.splitlines():
+            for line in stdout.splitlines():
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     pass
             report["timings"][f"upscale {model} 1024x1024 {label}"] = {
-                "rc": proc.returncode, "process_wall_s": round(wall, 2),
+                "rc": rc, "process_wall_s": round(wall, 2),
                 "record": {k: v for k, v in rec.items() if "second" in k or k in ("device", "dtype", "tile")}}
             print("timing", model, label, json.dumps(report["timings"][f"upscale {model} 1024x1024 {label}"]),
                   flush=True)
