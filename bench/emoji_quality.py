@@ -193,7 +193,7 @@ def total_variation(images: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def draw_gancli(path: Path, name: str, n: int) -> Drawn:
+def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0) -> Drawn:
     net, info = checkpoints.load_model(path)
     if info.task != "sample" or net.config.channels != 4:
         raise ValueError(f"{path}: not an RGBA sample model")
@@ -202,7 +202,7 @@ def draw_gancli(path: Path, name: str, n: int) -> Drawn:
     start, out = time.perf_counter(), []
     for i in range(0, n, GEN_BATCH):
         y = asked[i : i + GEN_BATCH].tolist() if net.conditional else None
-        out.append(generate(net, net.sample_latents(seeds[i : i + GEN_BATCH]), y))
+        out.append(generate(net, net.sample_latents(seeds[i : i + GEN_BATCH]), y, truncation=truncation))
     images = np.concatenate(out)
     if images.shape[1:] != (SIDE, SIDE, 4):
         raise ValueError(f"{path}: samples are {images.shape[1:]}, the data is {SIDE}x{SIDE}x4")
@@ -260,6 +260,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA, help="the emoji folder of bench/emoji_set.py")
     ap.add_argument("--weights", type=Path, action="append", default=[], help="a gancli RGBA sample model")
     ap.add_argument("--mlp", type=Path, action="append", default=[], help="a bench/mlp_gan.py generator (64x64x4)")
+    ap.add_argument("--truncation", type=float, action="append", default=[],
+                    help="psi for the gancli models (repeat for several rows each; default 1 = off)")
     ap.add_argument("--samples", type=int, default=SAMPLES)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", type=Path)
@@ -295,7 +297,9 @@ def main() -> None:
     rows = [{"method": "floor: real halves", "kid_x1000": round(1000 * kid_floor(real_f), 3),
              "tw_kid_x1000": round(1000 * kid_floor(tw_real), 3),
              "label_accuracy": round(probe_cv_accuracy(real_f, data.labels, classes), 4)}]
-    drawn = [draw_gancli(p, f"gancli {p.parent.name}/{p.stem}", args.samples) for p in args.weights]
+    psis = args.truncation or [1.0]
+    drawn = [draw_gancli(p, f"gancli {p.parent.name}/{p.stem}" + (f" psi {psi:g}" if psi != 1 else ""), args.samples,
+                         psi) for p in args.weights for psi in psis]
     drawn += [draw_mlp(p, f"MLP GAN {p.stem}", args.samples) for p in args.mlp]
     for d in drawn:
         f = features(extract, d.images) / scale

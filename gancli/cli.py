@@ -376,8 +376,8 @@ def sample(
                                  " seed's class is seed % classes.")
     ] = None,
     truncation: Annotated[
-        float, typer.Option("--truncation", min=0.0, max=1.0, help="Shrink latents toward the mean (psi; 1 = off):"
-                            " lower is more typical and less varied.")
+        float, typer.Option("--truncation", min=0.0, max=1.0, help="Pull each sample toward its class's mean"
+                            " (psi; 1 = off, 0 = one image per class): lower is more typical and less varied.")
     ] = 1.0,
     interpolate: Annotated[
         str | None, typer.Option("--interpolate", help="A,B: a latent walk from seed A to seed B.")

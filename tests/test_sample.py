@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from gancli import checkpoints, models
 from gancli.cli import parse_seeds, register_sample
+from gancli.tasks.sample import generate
 from gancli.training import diffaug
 from gancli.training.config import TrainConfig
 from gancli.training.engine import Trainer
@@ -50,6 +51,27 @@ def test_conditional_models_need_labels_and_use_them():
     assert d(a, torch.tensor([0, 1])).shape == (2,)
 
 
+
+@pytest.mark.parametrize("cond", [None, "concat", "mul"])
+def test_truncation_moves_samples_toward_their_class_mean(cond):
+    # z is pixel-normalised before the first layer, so scaling z (what --truncation did until session 16) changed
+    # nothing; psi must act after the normalisation: psi 0 gives one image per class, psi 1 the untruncated ones.
+    torch.manual_seed(0)
+    extra = {"num_classes": 2, "cond": cond} if cond else {}
+    g = models.build("gan_gen", {**TINY_G, **extra}).eval()
+    z = g.sample_latents([1, 2, 3])
+    y = torch.tensor([1, 1, 1]) if cond else None
+    with torch.no_grad():
+        full, half, mean = g(z, y), g(z, y, truncation=0.5), g(z, y, truncation=0.0)
+        other = g(z, torch.tensor([0, 0, 0]), truncation=0.0) if cond else None
+    assert torch.equal(g(z, y, truncation=1.0), full)
+    assert torch.allclose(mean[0], mean[1], atol=1e-6) and torch.allclose(mean[0], mean[2], atol=1e-6)
+    assert (half - mean).abs().mean() < (full - mean).abs().mean()
+    assert not torch.allclose(half, full)
+    if cond == "concat":
+        assert not torch.allclose(other[0], mean[0])  # the class survives psi 0
+    images = generate(g, z, y.tolist() if cond else None, truncation=0.0)  # what `gancli sample` calls
+    assert (images[0] == images[1]).all() and (images[0] == images[2]).all()
 def test_native_sizes_and_the_light_options():
     from gancli.models.gan import bottom_size, net_size
 

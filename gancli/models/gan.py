@@ -93,7 +93,10 @@ class GANGenerator(nn.Module):
     def conditional(self) -> bool:
         return self.embed is not None
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation: float = 1.0) -> torch.Tensor:
+        """Truncation psi scales the latent's part of the normalised input of the first (linear) layer toward its mean
+        over z, which is 0 (a class embedding is kept): the first layer's output moves to psi of the way from its class
+        mean. Scaling z itself would do nothing, since z is pixel-normalised first."""
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this generator is class-conditional: give labels")
@@ -103,7 +106,11 @@ class GANGenerator(nn.Module):
             else:
                 z = z * e  # multiplicative conditioning: each class reshapes the latent space
         b = self.bottom
-        x = _pixel_norm(F.leaky_relu(self.fc(_pixel_norm(z)), 0.2).view(-1, self.ch0, b, b))
+        u = _pixel_norm(z)
+        if truncation != 1.0:
+            d = self.config.latent_dim if self.embed is not None and self.config.cond == "concat" else u.shape[1]
+            u = torch.cat([u[:, :d] * truncation, u[:, d:]], dim=1)
+        x = _pixel_norm(F.leaky_relu(self.fc(u), 0.2).view(-1, self.ch0, b, b))
         levels = [x]
         for j, convs in enumerate(self.blocks, start=1):
             x = F.interpolate(x, scale_factor=2, mode=self.config.upsample,

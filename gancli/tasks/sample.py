@@ -12,12 +12,13 @@ def generate(net: nn.Module, z: torch.Tensor, labels: list[int] | None = None, *
              zoom: int = 1, device: torch.device | None = None) -> np.ndarray:
     """Latents z (B, latent_dim) (and labels for a class-conditional net) -> (B, H, W, C) uint8 images.
 
-    Truncation scales the latents toward the mean; the output is clamped to [0, 1], centre-cropped back to the data's
-    side when the net was trained on padded images (config.crop), enlarged by `zoom` (nearest) and quantised.
+    Truncation moves the first layer's output toward its class mean (GANGenerator.forward); the output is clamped to
+    [0, 1], centre-cropped back to the data's side when the net was trained on padded images (config.crop), enlarged
+    by `zoom` (nearest) and quantised.
     """
     device = device or next(net.parameters()).device
     y = torch.tensor(labels, device=device) if net.conditional else None
-    x = net(z.to(device) * truncation, y).clamp(0, 1)
+    x = net(z.to(device), y, truncation=truncation).clamp(0, 1)
     crop = int(getattr(net.config, "crop", 0))
     if crop:
         o = (x.shape[-1] - crop) // 2
