@@ -31,7 +31,9 @@ Metrics:
               trained on another class layout (2 categories vs the 9 fine classes) gets no label acc.
   NN ratio    memorisation: the median over samples of the feature distance to the nearest training image, divided
               by the median nearest-other-image distance among the real images themselves. Near 1: as close to the
-              data as real images are to each other; far below 1: copies; far above: off the data.
+              data as real images are to each other; far below 1: copies; far above: off the data. ± the standard
+              deviation of that median over 200 bootstrap resamples of the samples (the denominator is shared by
+              every row, so rows compare within it).
   tw FD, KID  the same two distances on the features of a CNN trained on Twemoji itself (bench/twemoji_features.py:
               3,410 emoji images in nine categories, its held-out accuracy printed; 448-d, each layer scaled by
               the real images' RMS standard deviation). No ImageNet network in it: see pixel FD.
@@ -174,6 +176,12 @@ def nearest(a: np.ndarray, b: np.ndarray, exclude_self: bool = False) -> np.ndar
     if exclude_self:
         np.fill_diagonal(d2, np.inf)
     return np.sqrt(np.maximum(d2.min(1), 0))
+
+
+def bootstrap_median_std(d: np.ndarray, reps: int = 200, seed: int = SEED) -> float:
+    """Standard deviation of the median of d over bootstrap resamples of it."""
+    idx = np.random.default_rng(seed).integers(0, len(d), (reps, len(d)))
+    return float(np.median(d[idx], axis=1).std())
 
 
 def twemoji_row(f: np.ndarray, real: np.ndarray) -> dict:
@@ -319,7 +327,8 @@ def main() -> None:
                                if d.asked is not None and d.classes == classes else None),
             "model_classes": d.classes,
             "class_fractions": [round(float(x), 4) for x in frac],
-            "nn_ratio": round(float(np.median(nearest(f, real_f))) / real_nn, 4),
+            "nn_ratio": round(float(np.median(nn := nearest(f, real_f))) / real_nn, 4),
+            "nn_ratio_std": round(bootstrap_median_std(nn) / real_nn, 4),
             "pixel_fd": round(pixels.distance(d.images), 2),
             **twemoji_row(tw(d.images), tw_real),
             "samples_per_s": round(len(d.images) / d.seconds, 1),
@@ -339,7 +348,8 @@ def main() -> None:
                f"({100 * min(r['class_fractions']):.0f}-{100 * max(r['class_fractions']):.0f} %)")
         lines.append(f"| {r['method']} | {r['fd']:.2f} | {r['kid_x1000']:.2f} ± {r['kid_std_x1000']:.0f} | "
                      f"{r['alpha_coverage_ratio']:.3f} | "
-                     f"{r['soft_edge_ratio']:.3f} | {r['tv_ratio']:.3f} | {acc} | {r['nn_ratio']:.3f} | "
+                     f"{r['soft_edge_ratio']:.3f} | {r['tv_ratio']:.3f} | {acc} | "
+                     f"{r['nn_ratio']:.3f} ± {r['nn_ratio_std']:.3f} | "
                      f"{r['tw_fd']:.2f} | {r['tw_kid_x1000']:.1f} ± {r['tw_kid_std_x1000']:.1f} | "
                      f"{r['pixel_fd']:.1f} | {r['samples_per_s']:.0f} |")
     print("\n".join(lines))

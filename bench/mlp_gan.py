@@ -125,14 +125,15 @@ def load_generator(path: str | Path) -> MLPGenerator:
     return g.eval().requires_grad_(False)
 
 
-def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False) -> tuple[MLPGenerator, int, float]:
+def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False, seed: int = SEED
+          ) -> tuple[MLPGenerator, int, float]:
     """Train for `minutes` of wall time (cpu=True: of this process's CPU time, every thread counted) on (N, 28, 28)
     or (N, H, W, C) uint8 images. Returns (generator, steps, seconds of that clock)."""
     if len(images) < BATCH:
         raise ValueError(f"the MLP GAN draws batches of {BATCH}: need at least {BATCH} images, got {len(images)}")
     clock = time.process_time if cpu else time.perf_counter
-    torch.manual_seed(SEED)
-    rng = np.random.default_rng(SEED)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     data = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32)).div_(127.5).sub_(1)  # [-1, 1]
     shape = images.shape[1:] if images.ndim == 4 else (*images.shape[1:], 1)
     g, d = MLPGenerator(shape), MLPDiscriminator(int(np.prod(shape)))
@@ -177,6 +178,7 @@ def main() -> None:
                     "folder of images")
     ap.add_argument("--size", type=int, default=64, help="side for a folder of images (padded, as image_fit pad)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "mlp_gan.safetensors")
+    ap.add_argument("--seed", type=int, default=SEED, help="another seed: a second run, for run-to-run spread")
     args = ap.parse_args()
     threads = devices.set_threads(args.threads)
     if args.data.is_dir() and _find(args.data, "train-images-idx3-ubyte") is None:
@@ -186,10 +188,10 @@ def main() -> None:
     print(f"{machine()}; {len(images)} training images from {args.data}", file=sys.stderr)
     cpu = args.cpu_minutes is not None
     budget = args.cpu_minutes if cpu else args.minutes
-    g, steps, seconds = train(images, budget, log=lambda s: print(s, file=sys.stderr), cpu=cpu)
+    g, steps, seconds = train(images, budget, log=lambda s: print(s, file=sys.stderr), cpu=cpu, seed=args.seed)
     info = {"data": str(args.data), "clock": "cpu" if cpu else "wall",
             "minutes": budget, "threads": threads, "steps": steps,
-            "seconds": round(seconds, 1), "steps_per_s": round(steps / seconds, 2), "batch": BATCH, "seed": SEED,
+            "seconds": round(seconds, 1), "steps_per_s": round(steps / seconds, 2), "batch": BATCH, "seed": args.seed,
             "shape": list(g.shape),
             "machine": machine()}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -135,6 +135,8 @@ def test_mlp_gan_widens_to_rgba_and_the_emoji_metrics_behave(tmp_path):
     assert spread.shape == (20,) and spread.std() > 0 and eq.kid(a[:100], a[100:] + 0.3, subsets=20, size=50) == \
         float(spread.mean())  # the table's ± is the spread of the values the mean is taken over
     assert eq.nearest(a[:5], a).max() < 1e-6 and (eq.nearest(a, a, exclude_self=True) > 0).all()
+    assert eq.bootstrap_median_std(np.ones(50)) == 0
+    assert 0.04 < eq.bootstrap_median_std(np.random.default_rng(1).normal(size=400)) < 0.09  # theory: 0.063
     real = rng.integers(0, 256, size=(100, 64, 64, 4)).astype(np.uint8)
     pixels = eq.PixelPCA(real, dims=16)
     other = rng.integers(0, 256, size=(100, 64, 64, 4)).astype(np.uint8)
