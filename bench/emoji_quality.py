@@ -34,6 +34,18 @@ Metrics:
               data as real images are to each other; far below 1: copies; far above: off the data. ± the standard
               deviation of that median over 200 bootstrap resamples of the samples (the denominator is shared by
               every row, so rows compare within it).
+  second table, the memorisation check in more detail (same features):
+  NN ratio of the samples read as each class: the NN ratio of the samples the probe assigns that class, over the
+              same denominator, and their share (the real row: each class's images, leave-one-out). Twemoji's
+              smileys sit closer together than its animals, so a model that draws only smileys reads a lower NN
+              ratio without being any closer to the data: compare class by class.
+  local NN ratio  per sample, its distance to the nearest training image r divided by r's own nearest-other
+              distance (Alaa et al. 2022's authenticity test), median ± bootstrap standard deviation: the NN ratio
+              against the data's local spacing, so the class mix does not move it. Far below 1: copies.
+  precision, recall  improved precision and recall (Kynkäänniemi et al. 2019, k = 3): the fraction of samples inside
+              the k-NN ball of some training image (realism) and the fraction of training images inside the k-NN
+              ball of some sample (coverage; 10 random subsets of 328 samples, as many as the data). The floor row
+              takes two disjoint halves of the data (164 vs 164) for these three.
   tw FD, KID  the same two distances on the features of a CNN trained on Twemoji itself (bench/twemoji_features.py:
               3,410 emoji images in nine categories, its held-out accuracy printed; 448-d, each layer scaled by
               the real images' RMS standard deviation). No ImageNet network in it: see pixel FD.
@@ -81,6 +93,7 @@ SAMPLES = 2000
 GEN_BATCH = 250
 SUBSETS = 50
 SEED = 0
+KNN = 3  # precision and recall's k
 
 
 @dataclass
@@ -182,6 +195,74 @@ def bootstrap_median_std(d: np.ndarray, reps: int = 200, seed: int = SEED) -> fl
     """Standard deviation of the median of d over bootstrap resamples of it."""
     idx = np.random.default_rng(seed).integers(0, len(d), (reps, len(d)))
     return float(np.median(d[idx], axis=1).std())
+
+
+def pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances between the rows of a and those of b, (len(a), len(b))."""
+    return np.sqrt(np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T, 0))
+
+
+def knn_radius(x: np.ndarray, k: int = KNN) -> np.ndarray:
+    """Distance from each row of x to its k-th nearest other row."""
+    d = pairwise(x, x)
+    np.fill_diagonal(d, np.inf)
+    return np.sort(d, axis=1)[:, k - 1]
+
+
+def local_nn_ratio(f: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """Per sample: its distance to the nearest real image r, divided by r's own distance to its nearest other real
+    image (the authenticity test of Alaa et al. 2022): the global NN ratio measured against the local spacing of
+    the data, so a model is not rewarded for drawing only the data's densest class."""
+    j = pairwise(f, real).argmin(1)
+    return nearest(f, real) / knn_radius(real, 1)[j]
+
+
+def precision_recall(f: np.ndarray, real: np.ndarray, k: int = KNN, subsets: int = 10, seed: int = SEED
+                     ) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019): the fraction of samples inside some real image's
+    k-NN ball, and the fraction of real images inside some sample's k-NN ball; recall over `subsets` random subsets
+    of len(real) samples (its radii shrink with the sample count, so both sides get the same count)."""
+    precision = float((pairwise(f, real) <= knn_radius(real, k)[None]).any(1).mean())
+    rng = np.random.default_rng(seed)
+    m = min(len(f), len(real))
+    recalls = []
+    for _ in range(subsets):
+        s = f[rng.choice(len(f), m, replace=False)]
+        recalls.append(float((pairwise(real, s) <= knn_radius(s, k)[None]).any(1).mean()))
+    return precision, float(np.mean(recalls))
+
+
+def memorisation_floor(real: np.ndarray, labels: np.ndarray, classes: int, splits: int = 10) -> dict:
+    """The second table's floor: the real images' own per-class NN ratio (leave-one-out), and two disjoint random
+    halves (164 vs 164: one half as the samples, the other as the data) for the local ratio, precision and recall."""
+    nn = nearest(real, real, exclude_self=True)
+    real_nn = float(np.median(nn))
+    rng = np.random.default_rng(SEED)
+    local, prec, rec = [], [], []
+    for _ in range(splits):
+        perm = rng.permutation(len(real))
+        a, b = real[perm[: len(real) // 2]], real[perm[len(real) // 2 : 2 * (len(real) // 2)]]
+        local.append(float(np.median(local_nn_ratio(a, b))))
+        p, r = precision_recall(a, b, subsets=1)
+        prec.append(p)
+        rec.append(r)
+    return {"class_nn_ratio": [round(float(np.median(nn[labels == c])) / real_nn, 4) for c in range(classes)],
+            "class_share": [round(float((labels == c).mean()), 4) for c in range(classes)],
+            "local_nn_ratio": round(float(np.mean(local)), 4), "precision": round(float(np.mean(prec)), 4),
+            "recall": round(float(np.mean(rec)), 4)}
+
+
+def memorisation_row(f: np.ndarray, real: np.ndarray, preds: np.ndarray, classes: int, real_nn: float) -> dict:
+    """NN ratio split by the class the probe reads in each sample, the local NN ratio, precision and recall."""
+    nn = nearest(f, real)
+    local = local_nn_ratio(f, real)
+    precision, recall = precision_recall(f, real)
+    return {"class_nn_ratio": [round(float(np.median(nn[preds == c])) / real_nn, 4) if (preds == c).any() else None
+                               for c in range(classes)],
+            "class_share": [round(float((preds == c).mean()), 4) for c in range(classes)],
+            "local_nn_ratio": round(float(np.median(local)), 4),
+            "local_nn_ratio_std": round(bootstrap_median_std(local), 4),
+            "precision": round(precision, 4), "recall": round(recall, 4)}
 
 
 def twemoji_row(f: np.ndarray, real: np.ndarray) -> dict:
@@ -329,6 +410,7 @@ def main() -> None:
             "class_fractions": [round(float(x), 4) for x in frac],
             "nn_ratio": round(float(np.median(nn := nearest(f, real_f))) / real_nn, 4),
             "nn_ratio_std": round(bootstrap_median_std(nn) / real_nn, 4),
+            "memorisation": memorisation_row(f, real_f, preds, classes, real_nn),
             "pixel_fd": round(pixels.distance(d.images), 2),
             **twemoji_row(tw(d.images), tw_real),
             "samples_per_s": round(len(d.images) / d.seconds, 1),
@@ -352,6 +434,21 @@ def main() -> None:
                      f"{r['nn_ratio']:.3f} ± {r['nn_ratio_std']:.3f} | "
                      f"{r['tw_fd']:.2f} | {r['tw_kid_x1000']:.1f} ± {r['tw_kid_std_x1000']:.1f} | "
                      f"{r['pixel_fd']:.1f} | {r['samples_per_s']:.0f} |")
+    floor = memorisation_floor(real_f, data.labels, classes)
+    lines += ["", f"| method | NN ratio | NN ratio of the samples read as {' / '.join(data.classes)} (their share) |"
+              " local NN ratio | precision | recall |", "|---|---:|---|---:|---:|---:|"]
+    for r in rows:
+        m = r.get("memorisation", floor)
+        split = " / ".join("-" if v is None else f"{v:.3f} ({100 * share:.0f} %)"
+                           for v, share in zip(m["class_nn_ratio"], m["class_share"], strict=True))
+        if "fd" not in r:
+            lines.append(f"| {r['method']} (local, P, R: 164 vs 164) | 1 | {split} | {m['local_nn_ratio']:.3f} | "
+                         f"{m['precision']:.3f} | {m['recall']:.3f} |")
+            continue
+        lines.append(f"| {r['method']} | {r['nn_ratio']:.3f} | {split} | "
+                     f"{m['local_nn_ratio']:.3f} ± {m['local_nn_ratio_std']:.3f} | {m['precision']:.3f} | "
+                     f"{m['recall']:.3f} |")
+    rows[0]["memorisation"] = floor
     print("\n".join(lines))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

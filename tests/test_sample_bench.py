@@ -196,3 +196,28 @@ def test_cached_net_trains_once_then_loads_the_same_network(tmp_path):
     x = torch.rand(2, 1, 8, 8)
     (la, fa), (lb, fb) = first(x), again(x)
     assert torch.equal(la, lb) and len(fa) == 1 and fa[0].shape == (2, 4) and torch.equal(fa[0], fb[0])
+
+
+def test_memorisation_metrics_see_through_a_collapse_onto_the_dense_class():
+    # Two classes: a tight cluster (class 0) and a spread one (class 1), 100 points each.
+    rng = np.random.default_rng(0)
+    real = np.concatenate([rng.normal(0, 0.2, (100, 6)), rng.normal(5, 1.0, (100, 6))])
+    labels = np.repeat([0, 1], 100)
+    real_nn = float(np.median(eq.nearest(real, real, exclude_self=True)))
+    fresh = np.concatenate([rng.normal(0, 0.2, (100, 6)), rng.normal(5, 1.0, (100, 6))])  # the same distribution
+    collapsed = rng.normal(0, 0.2, (200, 6))  # only the tight class
+    preds_fresh, preds_collapsed = labels, np.zeros(200, int)
+    good = eq.memorisation_row(fresh, real, preds_fresh, 2, real_nn)
+    bad = eq.memorisation_row(collapsed, real, preds_collapsed, 2, real_nn)
+    # the global ratio rewards the collapse (the tight class sits closer to its neighbours) ...
+    assert np.median(eq.nearest(collapsed, real)) < np.median(eq.nearest(fresh, real))
+    # ... the class split shows why, the local ratio does not move, and recall drops to the tight half
+    assert bad["class_nn_ratio"][1] is None and bad["class_share"] == [1.0, 0.0]
+    assert abs(bad["local_nn_ratio"] - good["local_nn_ratio"]) < 0.25 * good["local_nn_ratio"]
+    assert bad["recall"] < 0.55 < 0.8 < good["recall"]
+    assert good["precision"] > 0.7 and bad["precision"] > 0.7  # both draw real-looking points
+    copies = eq.memorisation_row(real[:50] + 1e-4, real, labels[:50], 2, real_nn)
+    assert copies["local_nn_ratio"] < 0.01  # copies read far below 1
+    floor = eq.memorisation_floor(real, labels, 2, splits=3)
+    assert 0.5 < floor["local_nn_ratio"] < 2 and floor["class_share"] == [0.5, 0.5]
+    assert floor["class_nn_ratio"][0] < 1 < floor["class_nn_ratio"][1]
