@@ -185,10 +185,10 @@ def probe_cv_accuracy(feats: np.ndarray, labels: np.ndarray, classes: int, folds
 
 def nearest(a: np.ndarray, b: np.ndarray, exclude_self: bool = False) -> np.ndarray:
     """Euclidean distance from each row of a to its nearest row of b (a is b: excluding itself)."""
-    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T
+    d = pairwise(a, b)
     if exclude_self:
-        np.fill_diagonal(d2, np.inf)
-    return np.sqrt(np.maximum(d2.min(1), 0))
+        np.fill_diagonal(d, np.inf)
+    return d.min(1)
 
 
 def bootstrap_median_std(d: np.ndarray, reps: int = 200, seed: int = SEED) -> float:
@@ -213,8 +213,9 @@ def local_nn_ratio(f: np.ndarray, real: np.ndarray) -> np.ndarray:
     """Per sample: its distance to the nearest real image r, divided by r's own distance to its nearest other real
     image (the authenticity test of Alaa et al. 2022): the global NN ratio measured against the local spacing of
     the data, so a model is not rewarded for drawing only the data's densest class."""
-    j = pairwise(f, real).argmin(1)
-    return nearest(f, real) / knn_radius(real, 1)[j]
+    d = pairwise(f, real)
+    j = d.argmin(1)
+    return d[np.arange(len(f)), j] / knn_radius(real, 1)[j]
 
 
 def precision_recall(f: np.ndarray, real: np.ndarray, k: int = KNN, subsets: int = 10, seed: int = SEED
@@ -437,8 +438,9 @@ def main() -> None:
     floor = memorisation_floor(real_f, data.labels, classes)
     lines += ["", f"| method | NN ratio | NN ratio of the samples read as {' / '.join(data.classes)} (their share) |"
               " local NN ratio | precision | recall |", "|---|---:|---|---:|---:|---:|"]
+    rows[0]["memorisation"] = floor
     for r in rows:
-        m = r.get("memorisation", floor)
+        m = r["memorisation"]
         split = " / ".join("-" if v is None else f"{v:.3f} ({100 * share:.0f} %)"
                            for v, share in zip(m["class_nn_ratio"], m["class_share"], strict=True))
         if "fd" not in r:
@@ -448,7 +450,6 @@ def main() -> None:
         lines.append(f"| {r['method']} | {r['nn_ratio']:.3f} | {split} | "
                      f"{m['local_nn_ratio']:.3f} ± {m['local_nn_ratio_std']:.3f} | {m['precision']:.3f} | "
                      f"{m['recall']:.3f} |")
-    rows[0]["memorisation"] = floor
     print("\n".join(lines))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
