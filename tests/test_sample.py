@@ -415,3 +415,23 @@ def test_coverage_term_pulls_the_nearest_of_its_class_candidates_to_each_real_im
     task.steps_done -= 1
     d_own, _ = task.d_loss(fake[:6], batch, disc)
     assert torch.allclose(d_full, d_own)
+
+
+def test_coverage_size_compares_average_pooled_images(class_data):
+    cfg = TrainConfig(task="sample", data=[str(class_data)], model=TINY_G, disc=TINY_D, batch=6, eval_images=0,
+                      coverage_weight=2.0, coverage_pool=3, coverage_size=4, diffaugment="")
+    task = SampleTask(cfg, CPU, log=lambda m: None)
+    torch.manual_seed(0)
+    batch = task.next_batch()
+    model = models.build("gan_gen", {**TINY_G, "channels": 3, "num_classes": 2})
+    disc = models.build("gan_disc", {**TINY_D, "image_size": 16, "channels": 3, "num_classes": 2}).eval()
+    fake = task.generate(model, batch)
+    loss, logs = task.g_loss(fake, batch, disc)
+    plain, _ = task.g_loss(fake[:6], batch, disc)
+    pooled = F.l1_loss(F.adaptive_avg_pool2d(fake[6:], 4), F.adaptive_avg_pool2d(batch["real"][:3], 4))
+    full = F.l1_loss(fake[6:], batch["real"][:3])
+    assert torch.allclose(loss - plain, 2.0 * pooled, atol=1e-5)
+    assert logs["cover_l1"] == pytest.approx(pooled.item(), rel=1e-5)
+    assert pooled < full  # details the pooled term no longer asks for
+    with pytest.raises(ValueError, match="coverage_size"):
+        TrainConfig(task="sample", data=[str(class_data)], coverage_size=-1)

@@ -53,6 +53,9 @@ class TrainConfig:
     #                               it by an L1 loss of this weight, so that every training image has a sample near
     #                               it (against mode collapse and blob-like samples on small data); 0: off
     coverage_pool: int = 8  # sample: candidate latents drawn per real image for that nearest-sample search
+    coverage_size: int = 0  # sample: the side to which the matched sample and its real image are average-pooled
+    #                         before that L1 (e.g. 16: the term then asks for each image's layout and colours and
+    #                         leaves its details to the discriminator); 0: full resolution
     mirror: bool = False  # sample: half the real images flipped left-right (StyleGAN2-ADA's --mirror: twice the data
     #                       where a mirrored picture is as valid, e.g. emoji; not for digits or text)
     eval_images: int = 1000  # sample: images held out for the in-run Fréchet distance (0: none, compare with the
@@ -64,6 +67,8 @@ class TrainConfig:
             raise ValueError(f"eval_images must be 0 or more, got {self.eval_images}")
         if self.coverage_pool < 1:
             raise ValueError(f"coverage_pool must be 1 or more, got {self.coverage_pool}")
+        if self.coverage_size < 0:
+            raise ValueError(f"coverage_size must be 0 (full resolution) or more, got {self.coverage_size}")
         if not self.arch:
             if self.task not in DEFAULT_ARCH:
                 raise ValueError(f"unknown task {self.task!r} (known: {', '.join(DEFAULT_ARCH)})")
