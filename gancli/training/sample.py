@@ -217,11 +217,11 @@ class SampleTask:
             loss = loss + self.cfg.diversity_weight / (ratio.float() + 1e-5)
             logs["ms_ratio"] = ratio.item()
         if len(matched):  # coverage: each matched sample towards its real image (plain L1, unaugmented)
-            target = batch["real"][: len(matched)].float()
+            matched, target = matched.float(), batch["real"][: len(matched)].float()
             if self.cfg.coverage_size:
                 size = min(self.cfg.coverage_size, target.shape[-1])
-                matched, target = (F.adaptive_avg_pool2d(x, size) for x in (matched.float(), target))
-            cover = F.l1_loss(matched.float(), target)
+                matched, target = F.adaptive_avg_pool2d(matched, size), F.adaptive_avg_pool2d(target, size)
+            cover = F.l1_loss(matched, target)
             loss = loss + self.cfg.coverage_weight * cover
             logs["cover_l1"] = cover.item()
         return loss, logs
