@@ -3,11 +3,17 @@
     python bench/emoji_set.py                       # -> runs/emoji_data/{smileys,animals}/*.png
     python bench/emoji_set.py --categories "Smileys & Emotion" "Animals & Nature" "Food & Drink"
     python bench/emoji_set.py --groups fine --out runs/emoji_fine   # the same 328 images in 9 classes
+    python bench/emoji_set.py --groups pretrain --out runs/emoji_pre  # 1,412 images in the same two classes
 
 Each chosen `category` of emoji.json becomes one sub-folder, so `gancli train --task sample` trains a
 class-conditional model (`gancli sample --label smileys`). `--groups fine` instead splits the two default
 categories into nine classes of 29-48 images along emoji.json's `subcategory` (and "FACE" in a mammal's name):
 narrower classes give the generator and the projection discriminator one kind of picture to agree on per label.
+`--groups pretrain` widens the two default classes with five more categories of the same artwork for a run to
+start from (issue 6, session 21): "smileys" also takes "People & Body" (faces, hands, people) and "animals" also takes
+"Food & Drink", "Travel & Places", "Activities" and "Objects" (things drawn in the same flat style); a fine-tuning run
+on the 328 images then starts with the same two labels. "Flags", "Symbols" and "Component" stay out (mostly
+rectangles, keycaps and skin-tone swatches).
 The files are copied unchanged (they are small; a copy keeps the run independent of where the shared data lives).
 The folder is git-ignored (runs/): the artwork is Twemoji by Twitter, Inc., CC-BY 4.0, credited in
 weights/README.md; it is not committed to this project.
@@ -24,6 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EMOJI = ROOT.parent / "shared" / "data" / "emoji"
 SHORT = {"Smileys & Emotion": "smileys", "Animals & Nature": "animals", "Food & Drink": "food"}
+
+
+# --groups pretrain: class folder <- the categories it takes (the default classes first)
+PRETRAIN = {
+    "animals": ["Animals & Nature", "Food & Drink", "Travel & Places", "Activities", "Objects"],
+    "smileys": ["Smileys & Emotion", "People & Body"],
+}
 
 
 # --groups fine: class folder <- the subcategories of "Smileys & Emotion" and "Animals & Nature" it takes
@@ -55,13 +68,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--emoji", type=Path, default=EMOJI, help="folder with emoji.json and twemoji-64/")
     ap.add_argument("--categories", nargs="+", default=["Smileys & Emotion", "Animals & Nature"])
-    ap.add_argument("--groups", choices=["category", "fine"], default="category",
-                    help="one class per category, or the nine classes of FINE (ignores --categories)")
+    ap.add_argument("--groups", choices=["category", "fine", "pretrain"], default="category",
+                    help="one class per category, or the classes of FINE or PRETRAIN (ignores --categories)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "emoji_data")
     args = ap.parse_args()
     entries = json.loads((args.emoji / "emoji.json").read_text())
     if args.groups == "fine":
         groups = {g: sorted(e["image"] for e in entries if fine_group(e) == g) for g in FINE}
+        copy_groups(args.emoji, args.out, groups)
+        return
+    if args.groups == "pretrain":
+        groups = {g: sorted(e["image"] for e in entries if e["category"] in cats) for g, cats in PRETRAIN.items()}
         copy_groups(args.emoji, args.out, groups)
         return
     known = sorted({e["category"] for e in entries})

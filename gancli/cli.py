@@ -665,7 +665,9 @@ def train(
         Path | None, typer.Option("--config", help="TOML file of options (CLI > file > defaults).")
     ] = None,
     init_from: Annotated[
-        Path | None, typer.Option("--init-from", help="Start a new run from the weights of a model file.")
+        Path | None,
+        typer.Option("--init-from", help="Start a new run from the weights of a model file, or of a run folder"
+                     " (generator, EMA and discriminator: pretrain, then fine-tune)."),
     ] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Total optimizer steps of the run.")] = None,
     minutes: Annotated[

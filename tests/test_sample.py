@@ -271,6 +271,43 @@ def test_sample_training_resumes_exactly(class_data, tmp_path, options):
     assert info.task == "sample" and info.provenance["classes"] == ["a", "b"]
 
 
+def test_init_from_a_run_folder_takes_generator_ema_and_discriminator(class_data, tmp_path):
+    """Pretrain on one folder, fine-tune on another: --init-from RUN copies G, EMA and D; provenance names it."""
+    from gancli.cli import app
+
+    toml = tmp_path / "pre.toml"
+    table = lambda d: "".join(f"{k} = {v}\n" for k, v in d.items())  # noqa: E731
+    toml.write_text('task = "sample"\neval_images = 0\nbatch = 2\nwarmup = 1\neval_every = 2\n'
+                    f"[model]\n{table(TINY_G)}[disc]\n{table(TINY_D)}")
+    runner = CliRunner()
+    pre, ft = tmp_path / "pre", tmp_path / "ft"
+    r = runner.invoke(app, ["train", "--config", str(toml), "--data", str(class_data), "--run", str(pre),
+                            "--steps", "2"])
+    assert r.exit_code == 0, r.stderr
+    source = checkpoints.load_state(pre / "last.safetensors")
+    few = tmp_path / "few"  # the same two classes, fewer images
+    for cls in ("a", "b"):
+        (few / cls).mkdir(parents=True)
+        for p in sorted((class_data / cls).iterdir())[:2]:
+            (few / cls / p.name).write_bytes(p.read_bytes())
+    r = runner.invoke(app, ["train", "--config", str(toml), "--data", str(few), "--run", str(ft),
+                            "--steps", "1", "--lr", "0", "--init-from", str(pre)])
+    assert r.exit_code == 0, r.stderr
+    assert "(generator, EMA and discriminator)" in r.stderr
+    state = checkpoints.load_state(ft / "last.safetensors")
+    assert state["step"] == 1 and state["init"]["from"] == str(pre) and state["init"]["steps"] == 2
+    for part in ("model", "disc"):  # lr 0: the source's own weights (spectral norm's power iterations move on)
+        for k, v in source[part].items():
+            assert torch.equal(state[part][k], v) or k.endswith(("._u", "._v")), (part, k)
+    for k, v in source["ema"].items():  # the source's EMA, one small step toward its generator
+        assert torch.allclose(state["ema"][k], v, atol=1e-3), k
+    info = checkpoints.read_model_info(ft / "best.safetensors")
+    assert info.provenance["init_from"]["steps"] == 2 and info.provenance["steps"] == 1
+    r = runner.invoke(app, ["train", "--config", str(toml), "--data", str(class_data), "--run", str(tmp_path / "x"),
+                            "--init-from", str(tmp_path)])
+    assert r.exit_code == 2 and "a folder must be a training run" in r.stderr, r.stderr
+
+
 def test_parse_seeds():
     assert parse_seeds("0-3,10,2") == [0, 1, 2, 3, 10]
     for bad in ("a", "5-3", "-1", "1-"):

@@ -88,6 +88,7 @@ class Trainer:
         self.rollbacks = 0
         self.best_score = -math.inf
         self.cpu_seconds = 0.0
+        self.init_info: dict[str, Any] | None = None  # --init-from: the file or run started from (gancli.training.run)
         self.wall_seconds = 0.0
         self._signal: int | None = None
         # What the step runs: DistributedDataParallel wrappers under torchrun, the modules themselves otherwise.
@@ -122,6 +123,7 @@ class Trainer:
             "best_score": self.best_score if math.isfinite(self.best_score) else None,
             "cpu_seconds": self.cpu_seconds,
             "wall_seconds": self.wall_seconds,
+            "init": self.init_info,
             "data": self.task.sampler.state_dict(),
             "disc": None if self.disc is None else self.disc.state_dict(),
             "opt_d": None if self.opt_d is None else self.opt_d.state_dict(),
@@ -144,6 +146,7 @@ class Trainer:
         self.best_score = -math.inf if state["best_score"] is None else float(state["best_score"])
         self.cpu_seconds = float(state["cpu_seconds"])
         self.wall_seconds = float(state["wall_seconds"])
+        self.init_info = state.get("init")
         self.task.sampler.load_state_dict(state["data"])
         if self.disc is not None:
             if state.get("disc") is None:
@@ -204,7 +207,8 @@ class Trainer:
             "cpu_hours": round(self.cpu_seconds / 3600, 3),
             "wall_hours": round(self.wall_seconds / 3600, 3),
             "config": json.loads(self.cfg.to_json()),
-        } | (self.task.provenance() if hasattr(self.task, "provenance") else {})
+        } | ({"init_from": self.init_info} if self.init_info else {}) | (
+            self.task.provenance() if hasattr(self.task, "provenance") else {})
 
     # --------------------------------------------------------------------------------------------------- loop
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
@@ -263,7 +267,8 @@ class Trainer:
                     g["lr"] = lr
                 if self.opt_d is not None:
                     for g in self.opt_d.param_groups:
-                        g["lr"] = lr * (cfg.d_lr or cfg.lr) / cfg.lr
+                        # the discriminator follows the same schedule from its own peak (--lr 0 freezes both)
+                        g["lr"] = lr * cfg.d_lr / cfg.lr if cfg.d_lr is not None and cfg.lr > 0 else lr
                 logs = self._train_step()
                 if logs is None:
                     continue  # rolled back after a non-finite loss

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,54 @@ def make_task(cfg: TrainConfig, device: torch.device, log: Callable[[str], None]
 def init_config_from(path: Path, cfg: TrainConfig, model_over: dict[str, Any] | None = None) -> TrainConfig:
     """For --init-from: the run takes the architecture and config of the model file (the file's task must match),
     changed only by the model options given now (e.g. --scale 2 from an x4 file: layers whose shape changes start
-    fresh, see open_run)."""
+    fresh, see open_run). From a run folder (pretraining, then fine-tuning on other data) it takes the generator's
+    and the discriminator's config from the folder's config.json; the discriminator options given now win."""
+    if path.is_dir():
+        src = run_source_config(path)
+        if src.task != cfg.task:
+            raise ValueError(f"--init-from {path} is a run of task {src.task!r}; this run trains {cfg.task!r}")
+        return TrainConfig.from_dict({**cfg.__dict__, "arch": src.arch, "model": {**src.model, **(model_over or {})},
+                                      "disc": {**src.disc, **cfg.disc}})
     info = checkpoints.read_model_info(path)
     if info.task != cfg.task:
         raise ValueError(f"--init-from {path} is a {info.task!r} model; this run trains {cfg.task!r}")
     return TrainConfig.from_dict({**cfg.__dict__, "arch": info.arch, "model": {**info.config, **(model_over or {})}})
+
+
+def run_source_config(path: Path) -> TrainConfig:
+    """The config of a run folder given to --init-from, which must hold a training state (last.safetensors)."""
+    if not (path / "last.safetensors").is_file() or not (path / "config.json").is_file():
+        raise ValueError(f"--init-from {path}: a folder must be a training run (config.json and last.safetensors)")
+    return TrainConfig.from_dict(json.loads((path / "config.json").read_text()))
+
+
+def init_weights(trainer: Trainer, path: Path, log: Callable[[str], None]) -> None:
+    """Copy the weights of a model file (generator and EMA), or of a run folder's last training state (generator,
+    EMA and, when both runs have one, discriminator) into a new run. Tensors of another shape start fresh; the
+    optimizers, step count and LR schedule start afresh. What was started from (its steps and CPU-hours) is kept in
+    the new run's state and in the provenance of every file it exports."""
+    parts = "generator and EMA"
+    if path.is_dir():
+        state = checkpoints.load_state(path / "last.safetensors")
+        source = str(path / "last.safetensors")
+        fresh = checkpoints.load_state_strict(trainer.model, state["model"], source, True)
+        checkpoints.load_state_strict(trainer.ema, state["ema"], source, True)
+        if trainer.disc is not None and state.get("disc") is not None:
+            fresh += [f"disc.{k}" for k in checkpoints.load_state_strict(trainer.disc, state["disc"],
+                                                                         f"{source} (discriminator)", True)]
+            parts = "generator, EMA and discriminator"
+        elif trainer.disc is not None:
+            parts += "; the source has no discriminator, this run's starts fresh"
+        trainer.init_info = {"from": str(path), "steps": int(state["step"]),
+                             "cpu_hours": round(float(state["cpu_seconds"]) / 3600, 3)}
+    else:
+        model, info = checkpoints.load_model(path)
+        fresh = checkpoints.load_state_strict(trainer.model, model.state_dict(), str(path), True)
+        checkpoints.load_state_strict(trainer.ema, trainer.model.state_dict(), str(path))
+        trainer.init_info = {"from": str(path)} | {k: info.provenance[k] for k in ("steps", "cpu_hours")
+                                                    if k in info.provenance}
+    log(f"initialised from {path} ({parts})" + (f"; {len(fresh)} tensor(s) of another shape start fresh: "
+                                                f"{', '.join(fresh)}" if fresh else ""))
 
 
 def open_run(cfg: TrainConfig, run_dir: Path, device: torch.device, *, new: bool, init_from: Path | None,
@@ -67,11 +111,7 @@ def open_run(cfg: TrainConfig, run_dir: Path, device: torch.device, *, new: bool
             for name in RUN_FILES:  # a new run does not inherit the old one's files
                 (run_dir / name).unlink(missing_ok=True)
         if init_from is not None:
-            model, _ = checkpoints.load_model(init_from)
-            fresh = checkpoints.load_state_strict(trainer.model, model.state_dict(), str(init_from), True)
-            checkpoints.load_state_strict(trainer.ema, trainer.model.state_dict(), str(init_from))
-            log(f"initialised from {init_from}" + (f"; {len(fresh)} tensor(s) of another shape start fresh: "
-                                                   f"{', '.join(fresh)}" if fresh else ""))
+            init_weights(trainer, init_from, log)
         log(f"new run in {run_dir} on {device}" + (f", {ctx.world} processes" if ctx.enabled else ""))
     if ctx.main:
         (run_dir / "config.json").write_text(cfg.to_json())
