@@ -12,6 +12,9 @@ seed % classes for a class-conditional model, as `gancli sample` does: the class
 z ~ N(0, I) from a fixed seed, (tanh + 1) / 2), quantised to 8 bits, alpha included. With --data runs/emoji_fine
 (bench/emoji_set.py --groups fine) the images are the same 328, so every number but label acc compares across the
 two layouts; label acc is then over nine classes.
+With a folder of one sub-folder (bench/emoji_set.py --categories "Smileys & Emotion" --out runs/emoji_smileys:
+169 images) the data loads unconditional: one class, no probe and no label acc; the distances are then to those
+images, so they compare only with rows of the same --data.
 
 Metrics:
   Features are divided by one number, the RMS standard deviation of the real images' features, for every set.
@@ -283,12 +286,20 @@ def total_variation(images: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0) -> Drawn:
+def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0, label: str | None = None) -> Drawn:
+    """n samples, seeds 0..n-1; a class-conditional model draws its classes in turn, or only `label` (a name)."""
     net, info = checkpoints.load_model(path)
     if info.task != "sample" or net.config.channels != 4:
         raise ValueError(f"{path}: not an RGBA sample model")
     seeds = list(range(n))
     asked = np.array([s % net.config.num_classes for s in seeds]) if net.conditional else None
+    classes = net.config.num_classes
+    if label is not None and net.conditional:
+        names = info.provenance.get("classes") or []
+        if label not in names:
+            raise ValueError(f"{path}: no class {label!r} (it has {', '.join(names)})")
+        asked, classes = np.full(n, names.index(label)), 1  # one class: compares with a one-class --data
+        name += f" --label {label}"
     start, out = time.perf_counter(), []
     for i in range(0, n, GEN_BATCH):
         y = asked[i : i + GEN_BATCH].tolist() if net.conditional else None
@@ -296,7 +307,7 @@ def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0) -> Drawn
     images = np.concatenate(out)
     if images.shape[1:] != (SIDE, SIDE, 4):
         raise ValueError(f"{path}: samples are {images.shape[1:]}, the data is {SIDE}x{SIDE}x4")
-    return Drawn(name, images, asked, time.perf_counter() - start, net.config.num_classes)
+    return Drawn(name, images, None if classes == 1 else asked, time.perf_counter() - start, classes)
 
 
 @torch.no_grad()
@@ -352,6 +363,8 @@ def main() -> None:
     ap.add_argument("--mlp", type=Path, action="append", default=[], help="a bench/mlp_gan.py generator (64x64x4)")
     ap.add_argument("--truncation", type=float, action="append", default=[],
                     help="psi for the gancli models (repeat for several rows each; default 1 = off)")
+    ap.add_argument("--label", help="draw only this class of the class-conditional gancli models (e.g. smileys, "
+                    "to compare the two-class file with a one-class --data)")
     ap.add_argument("--samples", type=int, default=SAMPLES)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", type=Path)
@@ -360,19 +373,22 @@ def main() -> None:
     devices.set_threads(args.threads)
     log = lambda s: print(s, file=sys.stderr)  # noqa: E731
     data = load_image_set([str(args.data)], SIDE, "pad")
-    if data.channels != 4 or not data.classes:
-        sys.exit(f"error: {args.data}: expected RGBA images in one sub-folder per class (bench/emoji_set.py)")
-    classes = len(data.classes)
-    log(f"{machine()}; {len(data.images)} real images, classes {', '.join(data.classes)}")
+    if data.channels != 4:
+        sys.exit(f"error: {args.data}: expected RGBA images (bench/emoji_set.py)")
+    # one sub-folder (bench/emoji_set.py --categories "Smileys & Emotion") loads unconditional: one class, no probe
+    names = data.classes or [next((d.name for d in args.data.iterdir() if d.is_dir()), args.data.name)]
+    labels = data.labels if data.classes else np.zeros(len(data.images), np.int64)
+    classes = len(names)
+    log(f"{machine()}; {len(data.images)} real images, classes {', '.join(names)}")
     extract = FeatureExtractor()
-    real = Drawn("real (training images)", data.images, data.labels, None, classes)
+    real = Drawn("real (training images)", data.images, labels, None, classes)
     real_f = features(extract, data.images)
     scale = float(np.sqrt(real_f.var(0).mean()))  # every set's features / this: KID's cubic kernel wants O(1) values
     real_f = real_f / scale
     real_nn = float(np.median(nearest(real_f, real_f, exclude_self=True)))
     real_alpha = alpha_stats(data.images)
     real_tv = total_variation(data.images)
-    probe, norm = fit_probe(real_f, data.labels, classes)
+    probe, norm = fit_probe(real_f, labels, classes) if classes > 1 else (None, None)
     pixels = PixelPCA(data.images)
     tw_net, tw_info = twemoji_net(log)
     log(f"Twemoji feature network: held-out category accuracy {100 * tw_info['held_out_accuracy']:.1f} % "
@@ -386,14 +402,14 @@ def main() -> None:
     tw_real = tw(data.images)
     rows = [{"method": "floor: real halves", "kid_x1000": round(1000 * kid_floor(real_f), 3),
              "tw_kid_x1000": round(1000 * kid_floor(tw_real), 3),
-             "label_accuracy": round(probe_cv_accuracy(real_f, data.labels, classes), 4)}]
+             "label_accuracy": round(probe_cv_accuracy(real_f, labels, classes), 4) if classes > 1 else None}]
     psis = args.truncation or [1.0]
     drawn = [draw_gancli(p, f"gancli {p.parent.name}/{p.stem}" + (f" psi {psi:g}" if psi != 1 else ""), args.samples,
-                         psi) for p in args.weights for psi in psis]
+                         psi, args.label) for p in args.weights for psi in psis]
     drawn += [draw_mlp(p, f"MLP GAN {p.stem}", args.samples) for p in args.mlp]
     for d in drawn:
         f = features(extract, d.images) / scale
-        preds = predict(probe, norm, f)
+        preds = predict(probe, norm, f) if probe is not None else np.zeros(len(f), np.int64)
         frac = np.bincount(preds, minlength=classes) / len(preds)
         alpha = alpha_stats(d.images)
         kids = kid_subsets(f, real_f)
@@ -422,21 +438,23 @@ def main() -> None:
              "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "fd" not in r:
+            acc = "-" if r["label_accuracy"] is None else f"{100 * r['label_accuracy']:.1f} % (probe, 5-fold)"
             lines.append(f"| {r['method']} | - | {r['kid_x1000']:.2f} | 1 | 1 | 1 | "
-                         f"{100 * r['label_accuracy']:.1f} % (probe, 5-fold) | 1 | - | {r['tw_kid_x1000']:.1f} | "
+                         f"{acc} | 1 | - | {r['tw_kid_x1000']:.1f} | "
                          "- | - |")
             continue
         acc = (f"{100 * r['label_accuracy']:.1f} %" if r["label_accuracy"] is not None else
-               f"- (its {r['model_classes']} classes are not the data's)" if r["model_classes"] else
-               f"({100 * min(r['class_fractions']):.0f}-{100 * max(r['class_fractions']):.0f} %)")
+               f"- (its {r['model_classes']} classes are not the data's)" if r["model_classes"] not in (0, classes) else
+               f"({100 * min(r['class_fractions']):.0f}-{100 * max(r['class_fractions']):.0f} %)" if classes > 1 else
+               "-")
         lines.append(f"| {r['method']} | {r['fd']:.2f} | {r['kid_x1000']:.2f} ± {r['kid_std_x1000']:.0f} | "
                      f"{r['alpha_coverage_ratio']:.3f} | "
                      f"{r['soft_edge_ratio']:.3f} | {r['tv_ratio']:.3f} | {acc} | "
                      f"{r['nn_ratio']:.3f} ± {r['nn_ratio_std']:.3f} | "
                      f"{r['tw_fd']:.2f} | {r['tw_kid_x1000']:.1f} ± {r['tw_kid_std_x1000']:.1f} | "
                      f"{r['pixel_fd']:.1f} | {r['samples_per_s']:.0f} |")
-    floor = memorisation_floor(real_f, data.labels, classes)
-    lines += ["", f"| method | NN ratio | NN ratio of the samples read as {' / '.join(data.classes)} (their share) |"
+    floor = memorisation_floor(real_f, labels, classes)
+    lines += ["", f"| method | NN ratio | NN ratio of the samples read as {' / '.join(names)} (their share) |"
               " local NN ratio | precision | recall |", "|---|---:|---|---:|---:|---:|"]
     rows[0]["memorisation"] = floor
     for r in rows:
