@@ -153,6 +153,21 @@ def test_mlp_gan_widens_to_rgba_and_the_emoji_metrics_behave(tmp_path):
     assert eq.panel(eq.Drawn("two", imgs, labels % 2, None, 2)).shape == (8 * 66 + 2, 8 * 66 + 2, 3)
 
 
+def test_emoji_bench_draws_one_class_of_a_conditional_model():
+    """--label: the two-class shipped file drawn as one class, to compare with a one-class --data."""
+    from gancli import shipped
+
+    path = shipped.verify(shipped.find("emoji", "sample"))
+    both = eq.draw_gancli(path, "both", 4)
+    assert both.classes == 2 and both.asked.tolist() == [0, 1, 0, 1]
+    one = eq.draw_gancli(path, "one", 4, label="smileys")
+    assert one.classes == 1 and one.asked is None and one.name == "one --label smileys"
+    assert np.array_equal(one.images[1], both.images[1])  # seed 1 asked "smileys" (label 1) both times
+    assert not np.array_equal(one.images[0], both.images[0])  # seed 0: "animals", then "smileys"
+    with pytest.raises(ValueError, match="no class 'robots'"):
+        eq.draw_gancli(path, "x", 2, label="robots")
+
+
 def test_twemoji_feature_network_learns_categories_and_gives_per_layer_features(monkeypatch):
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
