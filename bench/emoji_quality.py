@@ -352,6 +352,18 @@ def panel(drawn: Drawn, rows: int = 8) -> np.ndarray:
     return (sheet * 255 + 0.5).astype(np.uint8)
 
 
+def label_column(r: dict, classes: int) -> str:
+    """The table's label column: accuracy on the asked labels, or the spread of the probe's reading of an
+    unconditional model's samples, or "-" where neither applies (other class layout, one-class data)."""
+    if r["label_accuracy"] is not None:
+        return f"{100 * r['label_accuracy']:.1f} %"
+    if r["model_classes"] not in (0, classes):
+        return f"- (its {r['model_classes']} classes are not the data's)"
+    if classes == 1:
+        return "-"
+    return f"({100 * min(r['class_fractions']):.0f}-{100 * max(r['class_fractions']):.0f} %)"
+
+
 def write_sheet(drawn: list[Drawn], path: Path) -> None:
     side_by_side([panel(d) for d in drawn], [d.name for d in drawn], path)
 
@@ -443,10 +455,7 @@ def main() -> None:
                          f"{acc} | 1 | - | {r['tw_kid_x1000']:.1f} | "
                          "- | - |")
             continue
-        acc = (f"{100 * r['label_accuracy']:.1f} %" if r["label_accuracy"] is not None else
-               f"- (its {r['model_classes']} classes are not the data's)" if r["model_classes"] not in (0, classes) else
-               f"({100 * min(r['class_fractions']):.0f}-{100 * max(r['class_fractions']):.0f} %)" if classes > 1 else
-               "-")
+        acc = label_column(r, classes)
         lines.append(f"| {r['method']} | {r['fd']:.2f} | {r['kid_x1000']:.2f} ± {r['kid_std_x1000']:.0f} | "
                      f"{r['alpha_coverage_ratio']:.3f} | "
                      f"{r['soft_edge_ratio']:.3f} | {r['tv_ratio']:.3f} | {acc} | "
