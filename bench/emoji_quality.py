@@ -48,7 +48,7 @@ Metrics:
   precision, recall  improved precision and recall (Kynkäänniemi et al. 2019, k = 3): the fraction of samples inside
               the k-NN ball of some training image (realism) and the fraction of training images inside the k-NN
               ball of some sample (coverage; 10 random subsets of 328 samples, as many as the data). The floor row
-              takes two disjoint halves of the data (164 vs 164) for these three.
+              takes two disjoint halves of the data (164 vs 164 for the default 328) for these three.
   tw FD, KID  the same two distances on the features of a CNN trained on Twemoji itself (bench/twemoji_features.py:
               3,410 emoji images in nine categories, its held-out accuracy printed; 448-d, each layer scaled by
               the real images' RMS standard deviation). No ImageNet network in it: see pixel FD.
@@ -238,7 +238,7 @@ def precision_recall(f: np.ndarray, real: np.ndarray, k: int = KNN, subsets: int
 
 def memorisation_floor(real: np.ndarray, labels: np.ndarray, classes: int, splits: int = 10) -> dict:
     """The second table's floor: the real images' own per-class NN ratio (leave-one-out), and two disjoint random
-    halves (164 vs 164: one half as the samples, the other as the data) for the local ratio, precision and recall."""
+    halves (164 vs 164 for the 328 of bench/emoji_set.py: one half as the samples, the other as the data) for the local ratio, precision and recall."""
     nn = nearest(real, real, exclude_self=True)
     real_nn = float(np.median(nn))
     rng = np.random.default_rng(SEED)
@@ -471,7 +471,8 @@ def main() -> None:
         split = " / ".join("-" if v is None else f"{v:.3f} ({100 * share:.0f} %)"
                            for v, share in zip(m["class_nn_ratio"], m["class_share"], strict=True))
         if "fd" not in r:
-            lines.append(f"| {r['method']} (local, P, R: 164 vs 164) | 1 | {split} | {m['local_nn_ratio']:.3f} | "
+            half = len(real_f) // 2
+            lines.append(f"| {r['method']} (local, P, R: {half} vs {half}) | 1 | {split} | {m['local_nn_ratio']:.3f} | "
                          f"{m['precision']:.3f} | {m['recall']:.3f} |")
             continue
         lines.append(f"| {r['method']} | {r['nn_ratio']:.3f} | {split} | "

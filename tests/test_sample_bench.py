@@ -168,6 +168,21 @@ def test_emoji_bench_draws_one_class_of_a_conditional_model():
         eq.draw_gancli(path, "x", 2, label="robots")
 
 
+def test_emoji_flags_draws_landscape_flags_and_round_smileys():
+    """The shipped emoji-flags file obeys --label: Twemoji flags are 64x46 rectangles, smileys about round."""
+    from gancli import shipped
+
+    path = shipped.verify(shipped.find("emoji-flags", "sample"))
+
+    def aspect(alpha: np.ndarray) -> float:  # width / height of the opaque part
+        ys, xs = np.nonzero(alpha > 127)
+        return (xs.max() - xs.min() + 1) / (ys.max() - ys.min() + 1)
+
+    flags = [aspect(im[..., 3]) for im in eq.draw_gancli(path, "flags", 8, label="flags").images]
+    smileys = [aspect(im[..., 3]) for im in eq.draw_gancli(path, "smileys", 8, label="smileys").images]
+    assert np.median(flags) > 1.25 and 0.9 < np.median(smileys) < 1.1
+
+
 def test_twemoji_feature_network_learns_categories_and_gives_per_layer_features(monkeypatch):
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
