@@ -238,7 +238,8 @@ def precision_recall(f: np.ndarray, real: np.ndarray, k: int = KNN, subsets: int
 
 def memorisation_floor(real: np.ndarray, labels: np.ndarray, classes: int, splits: int = 10) -> dict:
     """The second table's floor: the real images' own per-class NN ratio (leave-one-out), and two disjoint random
-    halves (164 vs 164 for the 328 of bench/emoji_set.py: one half as the samples, the other as the data) for the local ratio, precision and recall."""
+    halves (164 vs 164 for the 328 of bench/emoji_set.py: one half as the samples, the other as the data) for the
+    local ratio, precision and recall."""
     nn = nearest(real, real, exclude_self=True)
     real_nn = float(np.median(nn))
     rng = np.random.default_rng(SEED)
