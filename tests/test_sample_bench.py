@@ -168,6 +168,16 @@ def test_emoji_bench_draws_one_class_of_a_conditional_model():
         eq.draw_gancli(path, "x", 2, label="robots")
 
 
+def test_emoji_bench_leaves_pixel_identical_copies_out_of_the_real_set():
+    images = np.zeros((5, 4, 4, 4), np.uint8)
+    images[1, 0, 0, 0] = 9
+    images[3] = images[1]
+    images[4, 2, 2, 3] = 1
+    kept, labels, copies = eq.drop_copies(images, np.arange(5))
+    assert copies == 2 and labels.tolist() == [0, 1, 4]  # the first of each, in order (image 2 is a copy of 0)
+    assert np.array_equal(kept, images[[0, 1, 4]])
+
+
 def test_emoji_flags_draws_landscape_flags_and_round_smileys():
     """The shipped emoji-flags file obeys --label: Twemoji flags are 64x46 rectangles, smileys about round."""
     from gancli import shipped
