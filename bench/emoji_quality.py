@@ -421,8 +421,8 @@ def main() -> None:
     tw_real_taps = twemoji_features(tw_net, images)
     tw_scale = [float(np.sqrt(t.var(0).mean())) for t in tw_real_taps]
 
-    def tw(images: np.ndarray) -> np.ndarray:
-        return np.concatenate([t / c for t, c in zip(twemoji_features(tw_net, images), tw_scale, strict=True)], 1)
+    def tw(drawn: np.ndarray) -> np.ndarray:
+        return np.concatenate([t / c for t, c in zip(twemoji_features(tw_net, drawn), tw_scale, strict=True)], 1)
 
     tw_real = tw(images)
     rows = [{"method": "floor: real halves", "kid_x1000": round(1000 * kid_floor(real_f), 3),
@@ -479,12 +479,12 @@ def main() -> None:
     lines += ["", f"| method | NN ratio | NN ratio of the samples read as {' / '.join(names)} (their share) |"
               " local NN ratio | precision | recall |", "|---|---:|---|---:|---:|---:|"]
     rows[0]["memorisation"] = floor
+    half = len(real_f) // 2
     for r in rows:
         m = r["memorisation"]
         split = " / ".join("-" if v is None else f"{v:.3f} ({100 * share:.0f} %)"
                            for v, share in zip(m["class_nn_ratio"], m["class_share"], strict=True))
         if "fd" not in r:
-            half = len(real_f) // 2
             lines.append(f"| {r['method']} (local, P, R: {half} vs {half}) | 1 | {split} | {m['local_nn_ratio']:.3f} | "
                          f"{m['precision']:.3f} | {m['recall']:.3f} |")
             continue
