@@ -10,7 +10,9 @@ the RGB composited over white (as emoji are shown), enlarged 64 -> 128 (bilinear
 Pixel-identical copies in --data are left out of the real set (Twemoji's flags hold seven; the default 328 none).
 Sets: each method draws 2000 images (gancli: seeds 0..1999 through `gancli sample`'s own path, the label
 seed % classes for a class-conditional model, as `gancli sample` does: the classes in equal shares; MLP:
-z ~ N(0, I) from a fixed seed, (tanh + 1) / 2), quantised to 8 bits, alpha included. With --data runs/emoji_fine
+z ~ N(0, I) from a fixed seed, (tanh + 1) / 2), quantised to 8 bits, alpha included. `--mix data` draws a
+class-conditional model's labels in the shares of the --data folder's classes instead (a fixed shuffle, the same
+seeds), to tell what the class mix alone moves. With --data runs/emoji_fine
 (bench/emoji_set.py --groups fine) the images are the same 328, so every number but label acc compares across the
 two layouts; label acc is then over nine classes.
 With a folder of one sub-folder (bench/emoji_set.py --categories "Smileys & Emotion" --out runs/emoji_smileys:
@@ -297,19 +299,38 @@ def total_variation(images: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0, label: str | None = None) -> Drawn:
-    """n samples, seeds 0..n-1; a class-conditional model draws its classes in turn, or only `label` (a name)."""
+def data_mix(counts: dict[str, int], names: list[str], n: int, seed: int = SEED) -> np.ndarray:
+    """n labels (indices into `names`) in the data's class shares (largest remainder), in a seeded random order."""
+    if sorted(counts) != sorted(names):
+        raise ValueError(f"--mix data: the model's classes ({', '.join(names)}) are not the data's "
+                         f"({', '.join(counts)})")
+    share = np.array([counts[c] for c in names], np.float64) / sum(counts.values())
+    quota = np.floor(share * n).astype(np.int64)
+    quota[np.argsort(-(share * n - quota), kind="stable")[: n - quota.sum()]] += 1
+    return np.random.default_rng(seed).permutation(np.repeat(np.arange(len(names)), quota))
+
+
+def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0, label: str | None = None,
+                mix: dict[str, int] | None = None) -> Drawn:
+    """n samples, seeds 0..n-1; a class-conditional model draws its classes in turn (as `gancli sample` does), in
+    the data's shares (`mix`: class name -> image count), or only `label` (a name)."""
     net, info = checkpoints.load_model(path)
     if info.task != "sample" or net.config.channels != 4:
         raise ValueError(f"{path}: not an RGBA sample model")
     seeds = list(range(n))
     asked = np.array([s % net.config.num_classes for s in seeds]) if net.conditional else None
     classes = net.config.num_classes
+    if mix is not None and net.conditional and label is None:
+        asked = data_mix(mix, list(info.provenance.get("classes") or []), n)
+        name += " (data mix)"
     if label is not None and net.conditional:
         names = info.provenance.get("classes") or []
-        if label not in names:
+        family = [i for i, c in enumerate(names) if c.startswith(f"{label}-") and c[len(label) + 1 :].isdigit()]
+        if label not in names and not family:
             raise ValueError(f"{path}: no class {label!r} (it has {', '.join(names)})")
-        asked, classes = np.full(n, names.index(label)), 1  # one class: compares with a one-class --data
+        pool = [names.index(label)] if label in names else family  # a family FAMILY-N in turn, as gancli sample
+        asked = np.array([pool[s % len(pool)] for s in seeds])
+        classes = 1  # one class: compares with a one-class --data
         name += f" --label {label}"
     start, out = time.perf_counter(), []
     for i in range(0, n, GEN_BATCH):
@@ -388,6 +409,9 @@ def main() -> None:
                     help="psi for the gancli models (repeat for several rows each; default 1 = off)")
     ap.add_argument("--label", help="draw only this class of the class-conditional gancli models (e.g. smileys, "
                     "to compare the two-class file with a one-class --data)")
+    ap.add_argument("--mix", choices=["turn", "data"], default="turn",
+                    help="class-conditional gancli models: draw the classes in turn (gancli sample's way) or in the "
+                         "shares of the --data folder's classes (the model's class names must be the folder's)")
     ap.add_argument("--samples", type=int, default=SAMPLES)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", type=Path)
@@ -429,8 +453,10 @@ def main() -> None:
              "tw_kid_x1000": round(1000 * kid_floor(tw_real), 3),
              "label_accuracy": round(probe_cv_accuracy(real_f, labels, classes), 4) if classes > 1 else None}]
     psis = args.truncation or [1.0]
+    mix = ({c: int((data.labels == i).sum()) for i, c in enumerate(data.classes)}
+           if args.mix == "data" and data.classes else None)
     drawn = [draw_gancli(p, f"gancli {p.parent.name}/{p.stem}" + (f" psi {psi:g}" if psi != 1 else ""), args.samples,
-                         psi, args.label) for p in args.weights for psi in psis]
+                         psi, args.label, mix) for p in args.weights for psi in psis]
     drawn += [draw_mlp(p, f"MLP GAN {p.stem}", args.samples) for p in args.mlp]
     for d in drawn:
         f = features(extract, d.images) / scale

@@ -372,8 +372,9 @@ def sample(
         Path | None, typer.Option("--weights", help="A model file (.safetensors) instead of a shipped model.")
     ] = None,
     label: Annotated[
-        str | None, typer.Option("--label", help="Class (index or name) for class-conditional models; default: each"
-                                 " seed's class is seed % classes.")
+        str | None, typer.Option("--label", help="Class (index or name) for class-conditional models, or a family"
+                                 " of classes named FAMILY-N (e.g. flags for flags-1, flags-2, ...: seed s draws the"
+                                 " family's class s % its size); default: each seed's class is seed % classes.")
     ] = None,
     truncation: Annotated[
         float, typer.Option("--truncation", min=0.0, max=1.0, help="Pull each sample toward its class's mean"
@@ -426,14 +427,17 @@ def sample(
         devices.set_threads(threads)
         net, info, model_name, _ = _open_model("sample", model, weights, dev)
         classes = info.provenance.get("classes") or [str(i) for i in range(net.config.num_classes)]
-        fixed_label = None
+        pool = None  # the labels --label picks from: one class, or a family FAMILY-1, FAMILY-2, ...
         if label is not None:
             if not net.conditional:
                 raise ValueError(f"model {model_name} is not class-conditional: --label does not apply")
+            family = [i for i, c in enumerate(classes) if c.startswith(f"{label}-") and c[len(label) + 1 :].isdigit()]
             if label in classes:
-                fixed_label = classes.index(label)
+                pool = [classes.index(label)]
             elif label.isdigit() and int(label) < len(classes):
-                fixed_label = int(label)
+                pool = [int(label)]
+            elif family:
+                pool = family
             else:
                 raise ValueError(f"--label {label}: not a class of {model_name} (classes: {', '.join(classes)})")
     except ValueError as e:
@@ -449,7 +453,7 @@ def sample(
     def label_of(s: int) -> int | None:
         if not net.conditional:
             return None
-        return fixed_label if fixed_label is not None else s % len(classes)
+        return pool[s % len(pool)] if pool is not None else s % len(classes)
 
     def meta(s: int | None, lab: int | None) -> dict[str, str]:
         m = {"gancli:model": model_name, "gancli:version": __version__, "gancli:truncation": f"{truncation:g}"}
@@ -457,6 +461,8 @@ def sample(
             m["gancli:seed"] = str(s)
         if lab is not None:
             m["gancli:label"] = classes[lab]
+        elif s is None and pool is not None:  # a sheet of one family
+            m["gancli:label"] = label
         return m
 
     def picture(a: np.ndarray, text: dict[str, str]) -> imageio.Picture:
@@ -518,7 +524,8 @@ def sample(
 
             allimgs = np.concatenate(images)
             sheet = grid(allimgs, cols or math.ceil(math.sqrt(len(allimgs))), pad=2 * zoom, alpha=True)
-            text = meta(None, fixed_label) | {"gancli:seeds": seeds if seeds is not None else f"{seed}-{seed + n - 1}"}
+            one = pool[0] if pool is not None and len(pool) == 1 else None
+            text = meta(None, one) | {"gancli:seeds": seeds if seeds is not None else f"{seed}-{seed + n - 1}"}
             write(output, picture(sheet, text), seeds=seed_list)  # RGBA models: a transparent sheet
     for r in records:
         if as_json:

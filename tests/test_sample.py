@@ -375,6 +375,20 @@ def test_export_names_the_classes_that_label_accepts(class_data, tmp_path):
     r = runner.invoke(app, ["sample", "--weights", str(out), "--seeds", "1", "--label", "dog", "--json",
                             "-o", str(tmp_path / "s") + "/"])
     assert r.exit_code == 0 and json.loads(r.stdout)["label"] == "dog", r.stderr
+    # classes named FAMILY-N (bench/emoji_set.py --groups layout): --label FAMILY draws the family's classes in turn
+    fam = tmp_path / "family.safetensors"
+    r = runner.invoke(app, ["export", str(tmp_path / "run"), "-o", str(fam), "--classes", "dog-1,dog-2"])
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(app, ["sample", "--weights", str(fam), "--seeds", "0-2", "--label", "dog", "--json",
+                            "-o", str(tmp_path / "f") + "/"])
+    assert r.exit_code == 0, r.stderr
+    assert [json.loads(x)["label"] for x in r.stdout.splitlines()] == ["dog-1", "dog-2", "dog-1"]
+    r = runner.invoke(app, ["sample", "--weights", str(fam), "-n", "2", "--label", "dog",
+                            "-o", str(tmp_path / "f.png")])
+    assert r.exit_code == 0 and Image.open(tmp_path / "f.png").text["gancli:label"] == "dog", r.stderr
+    for bad in ("do", "dog-", "dog-3"):
+        r = runner.invoke(app, ["sample", "--weights", str(fam), "--label", bad, "-o", str(tmp_path / "g.png")])
+        assert r.exit_code == 2 and "not a class" in r.stderr and not (tmp_path / "g.png").exists(), bad
 
 
 def test_rgba_models_keep_alpha_in_grids_and_say_when_a_format_drops_it(tmp_path):

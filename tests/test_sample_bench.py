@@ -261,3 +261,25 @@ def test_memorisation_metrics_see_through_a_collapse_onto_the_dense_class():
     floor = eq.memorisation_floor(real, labels, 2, splits=3)
     assert 0.5 < floor["local_nn_ratio"] < 2 and floor["class_share"] == [0.5, 0.5]
     assert floor["class_nn_ratio"][0] < 1 < floor["class_nn_ratio"][1]
+
+
+def test_emoji_bench_draws_a_family_of_classes_or_the_data_mix(tmp_path):
+    """--label FAMILY takes the classes FAMILY-1, FAMILY-2, ... in turn (as gancli sample); --mix data the data's
+    class shares."""
+    torch.manual_seed(0)
+    g = models.build("gan_gen", {"image_size": 64, "channels": 4, "base": 16, "min_channels": 8, "latent_dim": 8,
+                                 "num_classes": 3})
+    path = tmp_path / "fam.safetensors"
+    names = ["flags-1", "flags-2", "smileys"]
+    checkpoints.save_model(g, path, task="sample", name="fam", provenance={"classes": names})
+    flags = eq.draw_gancli(path, "f", 5, label="flags")
+    assert flags.classes == 1 and flags.asked is None and flags.images.shape == (5, 64, 64, 4)
+    every = eq.draw_gancli(path, "all", 5).images  # labels 0 1 2 0 1; the family's 0 1 0 1 0
+    assert np.array_equal(flags.images[1], every[1]) and not np.array_equal(flags.images[3], every[3])
+    with pytest.raises(ValueError, match="no class 'flag'"):
+        eq.draw_gancli(path, "x", 2, label="flag")
+    mixed = eq.draw_gancli(path, "m", 100, mix={"smileys": 50, "flags-1": 30, "flags-2": 20})
+    assert np.bincount(mixed.asked, minlength=3).tolist() == [30, 20, 50] and mixed.name == "m (data mix)"
+    assert eq.data_mix({"a": 2, "b": 1}, ["a", "b"], 4).tolist().count(0) == 3  # 2.67 rounds up: largest remainder
+    with pytest.raises(ValueError, match="not the data's"):
+        eq.data_mix({"a": 1}, ["a", "b"], 4)
