@@ -89,7 +89,7 @@ from twemoji_features import cached as twemoji_net  # noqa: E402
 from twemoji_features import features as twemoji_features  # noqa: E402
 
 from gancli import checkpoints, devices  # noqa: E402
-from gancli.tasks.sample import generate  # noqa: E402
+from gancli.tasks.sample import generate, label_pool  # noqa: E402
 from gancli.training.image_sets import load_image_set  # noqa: E402
 from gancli.training.sample import PixelPCA  # noqa: E402
 
@@ -298,7 +298,6 @@ def total_variation(images: np.ndarray) -> float:
     return float((np.abs(np.diff(x, axis=2)).sum((1, 2, 3)) + np.abs(np.diff(x, axis=1)).sum((1, 2, 3))).mean())
 
 
-@torch.no_grad()
 def data_mix(counts: dict[str, int], names: list[str], n: int, seed: int = SEED) -> np.ndarray:
     """n labels (indices into `names`) in the data's class shares (largest remainder), in a seeded random order."""
     if sorted(counts) != sorted(names):
@@ -310,6 +309,7 @@ def data_mix(counts: dict[str, int], names: list[str], n: int, seed: int = SEED)
     return np.random.default_rng(seed).permutation(np.repeat(np.arange(len(names)), quota))
 
 
+@torch.no_grad()
 def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0, label: str | None = None,
                 mix: dict[str, int] | None = None) -> Drawn:
     """n samples, seeds 0..n-1; a class-conditional model draws its classes in turn (as `gancli sample` does), in
@@ -325,10 +325,9 @@ def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0, label: s
         name += " (data mix)"
     if label is not None and net.conditional:
         names = info.provenance.get("classes") or []
-        family = [i for i, c in enumerate(names) if c.startswith(f"{label}-") and c[len(label) + 1 :].isdigit()]
-        if label not in names and not family:
+        pool = label_pool(names, label)  # a class, or a family FAMILY-N in turn, as gancli sample
+        if pool is None:
             raise ValueError(f"{path}: no class {label!r} (it has {', '.join(names)})")
-        pool = [names.index(label)] if label in names else family  # a family FAMILY-N in turn, as gancli sample
         asked = np.array([pool[s % len(pool)] for s in seeds])
         classes = 1  # one class: compares with a one-class --data
         name += f" --label {label}"

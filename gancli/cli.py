@@ -431,14 +431,10 @@ def sample(
         if label is not None:
             if not net.conditional:
                 raise ValueError(f"model {model_name} is not class-conditional: --label does not apply")
-            family = [i for i, c in enumerate(classes) if c.startswith(f"{label}-") and c[len(label) + 1 :].isdigit()]
-            if label in classes:
-                pool = [classes.index(label)]
-            elif label.isdigit() and int(label) < len(classes):
-                pool = [int(label)]
-            elif family:
-                pool = family
-            else:
+            from gancli.tasks.sample import label_pool
+
+            pool = label_pool(classes, label)
+            if pool is None:
                 raise ValueError(f"--label {label}: not a class of {model_name} (classes: {', '.join(classes)})")
     except ValueError as e:
         raise fail(str(e)) from None
@@ -461,8 +457,8 @@ def sample(
             m["gancli:seed"] = str(s)
         if lab is not None:
             m["gancli:label"] = classes[lab]
-        elif s is None and pool is not None:  # a sheet of one family
-            m["gancli:label"] = label
+        elif s is None and pool is not None:  # a sheet of one class or one family
+            m["gancli:label"] = classes[pool[0]] if len(pool) == 1 else label
         return m
 
     def picture(a: np.ndarray, text: dict[str, str]) -> imageio.Picture:
@@ -524,8 +520,7 @@ def sample(
 
             allimgs = np.concatenate(images)
             sheet = grid(allimgs, cols or math.ceil(math.sqrt(len(allimgs))), pad=2 * zoom, alpha=True)
-            one = pool[0] if pool is not None and len(pool) == 1 else None
-            text = meta(None, one) | {"gancli:seeds": seeds if seeds is not None else f"{seed}-{seed + n - 1}"}
+            text = meta(None, None) | {"gancli:seeds": seeds if seeds is not None else f"{seed}-{seed + n - 1}"}
             write(output, picture(sheet, text), seeds=seed_list)  # RGBA models: a transparent sheet
     for r in records:
         if as_json:

@@ -7,6 +7,17 @@ import torch
 from torch import nn
 
 
+def label_pool(classes: list[str], label: str) -> list[int] | None:
+    """The labels `--label` draws from, seed s taking pool[s % len(pool)]: the class named `label`, the class of that
+    index, or a family of classes named label-1, label-2, ... (bench/emoji_set.py --groups layout); None: no match."""
+    if label in classes:
+        return [classes.index(label)]
+    if label.isdigit() and int(label) < len(classes):
+        return [int(label)]
+    family = [i for i, c in enumerate(classes) if c.startswith(f"{label}-") and c[len(label) + 1 :].isdigit()]
+    return family or None
+
+
 @torch.no_grad()
 def generate(net: nn.Module, z: torch.Tensor, labels: list[int] | None = None, *, truncation: float = 1.0,
              zoom: int = 1, device: torch.device | None = None) -> np.ndarray:
