@@ -12,7 +12,8 @@ Sets: each method draws 2000 images (gancli: seeds 0..1999 through `gancli sampl
 seed % classes for a class-conditional model, as `gancli sample` does: the classes in equal shares; MLP:
 z ~ N(0, I) from a fixed seed, (tanh + 1) / 2), quantised to 8 bits, alpha included. `--mix data` draws a
 class-conditional model's labels in the shares of the --data folder's classes instead (a fixed shuffle, the same
-seeds), to tell what the class mix alone moves. With --data runs/emoji_fine
+seeds; each seed's class drawn by the rule of `gancli sample --label-mix data`), to tell what the class mix alone
+moves. With --data runs/emoji_fine
 (bench/emoji_set.py --groups fine) the images are the same 328, so every number but label acc compares across the
 two layouts; label acc is then over nine classes.
 With a folder of one sub-folder (bench/emoji_set.py --categories "Smileys & Emotion" --out runs/emoji_smileys:
@@ -89,7 +90,7 @@ from twemoji_features import cached as twemoji_net  # noqa: E402
 from twemoji_features import features as twemoji_features  # noqa: E402
 
 from gancli import checkpoints, devices  # noqa: E402
-from gancli.tasks.sample import generate, label_pool  # noqa: E402
+from gancli.tasks.sample import generate, label_pool, seed_label  # noqa: E402
 from gancli.training.image_sets import load_image_set  # noqa: E402
 from gancli.training.sample import PixelPCA  # noqa: E402
 
@@ -298,22 +299,22 @@ def total_variation(images: np.ndarray) -> float:
     return float((np.abs(np.diff(x, axis=2)).sum((1, 2, 3)) + np.abs(np.diff(x, axis=1)).sum((1, 2, 3))).mean())
 
 
-def data_mix(counts: dict[str, int], names: list[str], n: int, seed: int = SEED) -> np.ndarray:
-    """n labels (indices into `names`) in the data's class shares (largest remainder), in a seeded random order."""
+def data_mix(counts: dict[str, int], names: list[str], seeds: list[int], pool: list[int] | None = None) -> np.ndarray:
+    """The label (an index into `names`) of each seed in the data's class shares (`counts`: class name -> images),
+    by `gancli sample --label-mix data`'s rule (gancli.tasks.sample.seed_label), within `pool` if given."""
     if sorted(counts) != sorted(names):
         raise ValueError(f"--mix data: the model's classes ({', '.join(names)}) are not the data's "
                          f"({', '.join(counts)})")
-    share = np.array([counts[c] for c in names], np.float64) / sum(counts.values())
-    quota = np.floor(share * n).astype(np.int64)
-    quota[np.argsort(-(share * n - quota), kind="stable")[: n - quota.sum()]] += 1
-    return np.random.default_rng(seed).permutation(np.repeat(np.arange(len(names)), quota))
+    weights = [counts[c] for c in names]
+    return np.array([seed_label(s, pool or list(range(len(names))), weights) for s in seeds])
 
 
 @torch.no_grad()
 def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0, label: str | None = None,
                 mix: dict[str, int] | None = None) -> Drawn:
     """n samples, seeds 0..n-1; a class-conditional model draws its classes in turn (as `gancli sample` does), in
-    the data's shares (`mix`: class name -> image count), or only `label` (a name)."""
+    the data's shares (`mix`: class name -> image count; as `gancli sample --label-mix data`), or only `label` (a
+    name, or a family: its classes in turn or, with `mix`, in their shares)."""
     net, info = checkpoints.load_model(path)
     if info.task != "sample" or net.config.channels != 4:
         raise ValueError(f"{path}: not an RGBA sample model")
@@ -321,14 +322,15 @@ def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0, label: s
     asked = np.array([s % net.config.num_classes for s in seeds]) if net.conditional else None
     classes = net.config.num_classes
     if mix is not None and net.conditional and label is None:
-        asked = data_mix(mix, list(info.provenance.get("classes") or []), n)
+        asked = data_mix(mix, list(info.provenance.get("classes") or []), seeds)
         name += " (data mix)"
     if label is not None and net.conditional:
         names = info.provenance.get("classes") or []
         pool = label_pool(names, label)  # a class, or a family FAMILY-N in turn, as gancli sample
         if pool is None:
             raise ValueError(f"{path}: no class {label!r} (it has {', '.join(names)})")
-        asked = np.array([pool[s % len(pool)] for s in seeds])
+        asked = (np.array([pool[s % len(pool)] for s in seeds]) if mix is None
+                 else data_mix(mix, names, seeds, pool))
         classes = 1  # one class: compares with a one-class --data
         name += f" --label {label}"
     start, out = time.perf_counter(), []
@@ -410,7 +412,8 @@ def main() -> None:
                     "to compare the two-class file with a one-class --data)")
     ap.add_argument("--mix", choices=["turn", "data"], default="turn",
                     help="class-conditional gancli models: draw the classes in turn (gancli sample's way) or in the "
-                         "shares of the --data folder's classes (the model's class names must be the folder's)")
+                         "shares of the --data folder's classes, as `gancli sample --label-mix data` (the model's "
+                         "class names must be the folder's)")
     ap.add_argument("--samples", type=int, default=SAMPLES)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", type=Path)

@@ -5,6 +5,8 @@
     python bench/emoji_set.py --groups fine --out runs/emoji_fine   # the same 328 images in 9 classes
     python bench/emoji_set.py --groups pretrain --out runs/emoji_pre  # 1,412 images in the same two classes
     python bench/emoji_set.py --categories "Smileys & Emotion" "Flags" --groups layout --out runs/emoji_sfl
+    python bench/emoji_set.py --categories "Smileys & Emotion" "Flags" --groups layout --split Flags \
+        --out runs/emoji_sff
 
 Each chosen `category` of emoji.json becomes one sub-folder, so `gancli train --task sample` trains a
 class-conditional model (`gancli sample --label smileys`). `--groups fine` instead splits the two default
@@ -20,7 +22,8 @@ iterations, seed 0) on the 8x8 thumbnails over white, k = round(images / --per-c
 ... largest first. Flags come in layout families (horizontal and vertical tricolours, a red field with an emblem, a blue
 ensign), and one label per family gives the generator one layout to draw per label; with classes of near-equal
 size, the class-in-turn sampling of `gancli sample` and the benchmarks also draws each category about as often as the
-data holds it (the two-class layout draws half flags where the data has 62 %).
+data holds it (the two-class layout draws half flags where the data has 62 %). `--split` names the categories to
+split (the others stay one class each: session 28's small smiley families of 30-44 images came out as blobs).
 The files are copied unchanged (they are small; a copy keeps the run independent of where the shared data lives).
 The folder is git-ignored (runs/): the artwork is Twemoji by Twitter, Inc., CC-BY 4.0, credited in
 weights/README.md; it is not committed to this project.
@@ -106,6 +109,8 @@ def main() -> None:
                     help="one class per category, the classes of FINE or PRETRAIN (ignore --categories), or each "
                          "category split by colour layout (k-means)")
     ap.add_argument("--per-class", type=int, default=55, help="--groups layout: images per class, about")
+    ap.add_argument("--split", nargs="+", metavar="CATEGORY",
+                    help="--groups layout: split only these of --categories (the others stay one class each)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "emoji_data")
     args = ap.parse_args()
     entries = json.loads((args.emoji / "emoji.json").read_text())
@@ -121,10 +126,18 @@ def main() -> None:
     for c in args.categories:
         if c not in known:
             sys.exit(f"error: no category {c!r} in emoji.json (known: {', '.join(known)})")
-    groups = {folder_name(c): sorted(e["image"] for e in entries if e["category"] == c) for c in args.categories}
-    if args.groups == "layout":
-        groups = {g: fs for name, files in groups.items()
-                  for g, fs in layout_groups(args.emoji, name, files, args.per_class).items()}
+    split = set(args.split if args.split is not None else args.categories)
+    if args.split is not None and args.groups != "layout":
+        sys.exit("error: --split needs --groups layout")
+    for c in split - set(args.categories):
+        sys.exit(f"error: --split {c!r} is not one of --categories")
+    groups = {}
+    for c in args.categories:
+        files = sorted(e["image"] for e in entries if e["category"] == c)
+        if args.groups == "layout" and c in split:
+            groups.update(layout_groups(args.emoji, folder_name(c), files, args.per_class))
+        else:
+            groups[folder_name(c)] = files
     copy_groups(args.emoji, args.out, groups)
 
 

@@ -376,6 +376,11 @@ def sample(
                                  " of classes named FAMILY-N (e.g. flags for flags-1, flags-2, ...: seed s draws the"
                                  " family's class s % its size); default: each seed's class is seed % classes.")
     ] = None,
+    label_mix: Annotated[
+        str, typer.Option("--label-mix", help="How seeds pick the classes of a class-conditional model (or of a"
+                          " --label family): turn (seed % classes) or data (in the training data's class shares,"
+                          " recorded in the model file; each seed's class is still fixed by the seed alone).")
+    ] = "turn",
     truncation: Annotated[
         float, typer.Option("--truncation", min=0.0, max=1.0, help="Pull each sample toward its class's mean"
                             " (psi; 1 = off, 0 = one image per class): lower is more typical and less varied.")
@@ -402,6 +407,8 @@ def sample(
     console.quiet = quiet
     if model and weights:
         raise fail("--model and --weights are exclusive")
+    if label_mix not in ("turn", "data"):
+        raise fail(f"--label-mix {label_mix}: give turn or data")
     try:
         seed_list = parse_seeds(seeds) if seeds is not None else list(range(seed, seed + n))
         walk = None
@@ -436,20 +443,28 @@ def sample(
             pool = label_pool(classes, label)
             if pool is None:
                 raise ValueError(f"--label {label}: not a class of {model_name} (classes: {', '.join(classes)})")
+        counts = None  # --label-mix data: training images per class
+        if label_mix == "data":
+            if not net.conditional:
+                raise ValueError(f"model {model_name} is not class-conditional: --label-mix does not apply")
+            counts = info.provenance.get("class_counts")
+            if not isinstance(counts, list) or len(counts) != len(classes) or sum(counts) <= 0:
+                raise ValueError(f"--label-mix data: model {model_name} records no class shares (trained before "
+                                 "gancli recorded them; `gancli export --class-counts` adds them)")
     except ValueError as e:
         raise fail(str(e)) from None
     except (devices.DeviceError, shipped.ShippedModelError, checkpoints.CheckpointError) as e:
         raise fail(str(e)) from None
 
-    from gancli.tasks.sample import generate
+    from gancli.tasks.sample import generate, seed_label
 
     def draw(z: torch.Tensor, labels: list[int] | None) -> np.ndarray:
         return generate(net, z, labels, truncation=truncation, zoom=zoom, device=dev)
 
+    every = list(range(len(classes)))
+
     def label_of(s: int) -> int | None:
-        if not net.conditional:
-            return None
-        return pool[s % len(pool)] if pool is not None else s % len(classes)
+        return seed_label(s, pool or every, counts) if net.conditional else None
 
     def meta(s: int | None, lab: int | None) -> dict[str, str]:
         m = {"gancli:model": model_name, "gancli:version": __version__, "gancli:truncation": f"{truncation:g}"}
@@ -807,6 +822,10 @@ def export(
         str, typer.Option("--classes", help="Class names of a class-conditional sample model, comma-separated, in "
                           "label order (for data with integer labels, e.g. Fashion-MNIST): what `--label` accepts.")
     ] = "",
+    class_counts: Annotated[
+        str, typer.Option("--class-counts", help="Training images per class, comma-separated, in label order (runs"
+                          " from before gancli recorded them): what `gancli sample --label-mix data` draws by.")
+    ] = "",
 ) -> None:
     """Export the best EMA generator of a training run as a model file that `--weights` reads."""
     from gancli import checkpoints
@@ -840,6 +859,17 @@ def export(
         if len(names) != count or len(set(names)) != count or not all(names):
             raise fail(f"--classes needs {count} distinct non-empty names, got {len(names)}: {classes}")
         provenance["classes"] = names
+    if class_counts:
+        count = int(getattr(model.config, "num_classes", 0) or 0)
+        if info.task != "sample" or count == 0:
+            raise fail("--class-counts is for class-conditional sample models; this one has no classes")
+        try:
+            numbers = [int(c) for c in class_counts.split(",")]
+        except ValueError:
+            raise fail(f"--class-counts takes whole numbers, comma-separated, got {class_counts}") from None
+        if len(numbers) != count or min(numbers) < 0 or sum(numbers) == 0:
+            raise fail(f"--class-counts needs {count} counts of 0 or more (not all 0), got {class_counts}")
+        provenance["class_counts"] = numbers
     output.parent.mkdir(parents=True, exist_ok=True)
     checkpoints.save_model(
         model, output, task=info.task, name=name or info.name or output.stem,

@@ -391,6 +391,64 @@ def test_export_names_the_classes_that_label_accepts(class_data, tmp_path):
         assert r.exit_code == 2 and "not a class" in r.stderr and not (tmp_path / "g.png").exists(), bad
 
 
+def test_seed_label_in_turn_or_in_the_data_shares():
+    from gancli.tasks.sample import seed_label
+
+    assert [seed_label(s, [0, 1, 2]) for s in range(5)] == [0, 1, 2, 0, 1]
+    assert [seed_label(s, [3, 5]) for s in range(3)] == [3, 5, 3]
+    drawn = np.array([seed_label(s, [0, 1, 2], [600, 300, 100]) for s in range(20_000)])
+    assert np.allclose(np.bincount(drawn) / len(drawn), [0.6, 0.3, 0.1], atol=0.015)
+    assert {seed_label(s, [1, 2], [5, 0, 1]) for s in range(200)} == {2}  # within a family: its members' shares
+    assert seed_label(123, [0, 1], [1, 1]) == seed_label(123, [0, 1], [1, 1])  # fixed by the seed alone
+
+
+def test_label_mix_data_draws_in_the_recorded_class_shares(tmp_path):
+    from gancli.cli import app
+
+    for cls, n in (("a", 18), ("b", 6)):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(gradient_rgb(16, 16, seed=i + (100 if cls == "b" else 0))).save(
+                tmp_path / "data" / cls / f"{i}.png")
+    cfg = TrainConfig(task="sample", data=[str(tmp_path / "data")], model=TINY_G, disc=TINY_D, steps=1, batch=2,
+                      eval_every=1, eval_images=0)
+    torch.manual_seed(0)
+    (tmp_path / "run").mkdir()
+    Trainer(cfg, SampleTask(cfg, CPU, log=lambda m: None), tmp_path / "run", CPU, log=lambda m: None).run()
+    best = tmp_path / "run" / "best.safetensors"
+    assert checkpoints.read_model_info(best).provenance["class_counts"] == [18, 6]
+    runner = CliRunner()
+
+    def labels(weights, *args):
+        r = runner.invoke(app, ["sample", "--weights", str(weights), "--json", *args])
+        assert r.exit_code == 0, r.stderr
+        return [json.loads(x)["label"] for x in r.stdout.splitlines()]
+
+    mixed = labels(best, "-n", "60", "--label-mix", "data", "-o", str(tmp_path / "m") + "/")
+    assert 0.6 <= mixed.count("a") / 60 <= 0.9  # 75 % of the training images are a's
+    assert labels(best, "--seeds", "7,41", "--label-mix", "data", "-o", str(tmp_path / "m2") + "/") == [
+        mixed[7], mixed[41]]  # a seed keeps its class at any -n
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "m" / "seed0041.png")),
+                          np.asarray(Image.open(tmp_path / "m2" / "seed0041.png")))
+    assert labels(best, "-n", "4", "-o", str(tmp_path / "t") + "/") == ["a", "b", "a", "b"]  # the default: in turn
+    # a file without recorded shares: a clear error, nothing written; `gancli export --class-counts` adds them
+    net, info = checkpoints.load_model(best)
+    old = tmp_path / "old.safetensors"
+    checkpoints.save_model(net, old, task="sample", name="old", description="",
+                           provenance={k: v for k, v in info.provenance.items() if k != "class_counts"})
+    for args, msg in ((["--weights", str(old), "--label-mix", "data"], "records no class shares"),
+                      (["--weights", str(best), "--label-mix", "shares"], "turn or data")):
+        r = runner.invoke(app, ["sample", *args, "-o", str(tmp_path / "x.png")])
+        assert r.exit_code == 2 and msg in r.stderr and not (tmp_path / "x.png").exists(), (args, r.stderr)
+    out = tmp_path / "counted.safetensors"
+    for bad, msg in (("5", "2 counts"), ("5,x", "whole numbers"), ("0,0", "2 counts"), ("-1,4", "2 counts")):
+        r = runner.invoke(app, ["export", str(tmp_path / "run"), "-o", str(out), "--class-counts", bad])
+        assert r.exit_code == 2 and msg in r.stderr and not out.exists(), (bad, r.stderr)
+    r = runner.invoke(app, ["export", str(tmp_path / "run"), "-o", str(out), "--class-counts", "0,3"])
+    assert r.exit_code == 0, r.stderr
+    assert set(labels(out, "-n", "10", "--label-mix", "data", "-o", str(tmp_path / "c") + "/")) == {"b"}
+
+
 def test_rgba_models_keep_alpha_in_grids_and_say_when_a_format_drops_it(tmp_path):
     torch.manual_seed(0)
     g = models.build("gan_gen", {**TINY_G, "channels": 4})

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gancli import checkpoints, models
+from gancli.tasks.sample import generate, seed_label
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
@@ -278,8 +279,14 @@ def test_emoji_bench_draws_a_family_of_classes_or_the_data_mix(tmp_path):
     assert np.array_equal(flags.images[1], every[1]) and not np.array_equal(flags.images[3], every[3])
     with pytest.raises(ValueError, match="no class 'flag'"):
         eq.draw_gancli(path, "x", 2, label="flag")
-    mixed = eq.draw_gancli(path, "m", 100, mix={"smileys": 50, "flags-1": 30, "flags-2": 20})
-    assert np.bincount(mixed.asked, minlength=3).tolist() == [30, 20, 50] and mixed.name == "m (data mix)"
-    assert eq.data_mix({"a": 2, "b": 1}, ["a", "b"], 4).tolist().count(0) == 3  # 2.67 rounds up: largest remainder
+    counts = {"smileys": 50, "flags-1": 30, "flags-2": 20}
+    mixed = eq.draw_gancli(path, "m", 100, mix=counts)
+    assert mixed.name == "m (data mix)" and mixed.asked.tolist() == [  # gancli sample --label-mix data's classes
+        seed_label(s, [0, 1, 2], [30, 20, 50]) for s in range(100)]
+    assert np.allclose(np.bincount(eq.data_mix(counts, names, list(range(5000)))) / 5000, [0.3, 0.2, 0.5], atol=0.02)
+    fam = eq.draw_gancli(path, "fm", 20, label="flags", mix=counts)  # the family's classes in their shares
+    net = checkpoints.load_model(path)[0]
+    want = generate(net, net.sample_latents(list(range(20))), [seed_label(s, [0, 1], [30, 20, 50]) for s in range(20)])
+    assert np.array_equal(fam.images, want)
     with pytest.raises(ValueError, match="not the data's"):
-        eq.data_mix({"a": 1}, ["a", "b"], 4)
+        eq.data_mix({"a": 1}, ["a", "b"], [0, 1])

@@ -18,6 +18,32 @@ def label_pool(classes: list[str], label: str) -> list[int] | None:
     return family or None
 
 
+def _unit(seed: int) -> float:
+    """A uniform number in [0, 1) fixed by the seed alone (splitmix64: the same on every platform and version)."""
+    x = (seed + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return ((x ^ (x >> 31)) >> 11) / float(1 << 53)
+
+
+def seed_label(seed: int, pool: list[int], counts: list[int] | None = None) -> int:
+    """The class seed `seed` draws from `pool`: in turn (pool[seed % len(pool)]), or with `counts` (training images
+    per class, indexed by class) in the data's shares: a draw fixed by the seed alone, so a seed keeps its class at
+    any -n and batch size, and many seeds follow the shares of the pool's classes."""
+    if counts is None:
+        return pool[seed % len(pool)]
+    weights = [max(0, int(counts[c])) for c in pool]
+    total = sum(weights)
+    if total == 0:
+        return pool[seed % len(pool)]
+    u, acc = _unit(seed) * total, 0
+    for c, w in zip(pool, weights, strict=True):
+        acc += w
+        if u < acc:
+            return c
+    return pool[-1]
+
+
 @torch.no_grad()
 def generate(net: nn.Module, z: torch.Tensor, labels: list[int] | None = None, *, truncation: float = 1.0,
              zoom: int = 1, device: torch.device | None = None) -> np.ndarray:

@@ -125,6 +125,9 @@ class SampleTask:
             train_idx = held_idx = np.arange(len(images))
         self.classes = data.classes
         labels = data.labels
+        # training images per class, recorded in the model file for `gancli sample --label-mix data`
+        self.class_counts = ([] if labels is None else
+                             np.bincount(labels[train_idx], minlength=len(self.classes)).tolist())
         self.sampler = ArraySampler(images[train_idx], None if labels is None else labels[train_idx], cfg.seed,
                                     group=int(cfg.disc.get("mbstd", 0)) or 1, mirror=cfg.mirror)
         self.held = images[held_idx]
@@ -310,7 +313,10 @@ class SampleTask:
 
     def provenance(self) -> dict:
         """Added to the exported model's provenance: what `gancli sample --label` needs."""
-        return {"classes": self.classes, "image_size": int(self.cfg.model.get("image_size", 32))}
+        out = {"classes": self.classes, "image_size": int(self.cfg.model.get("image_size", 32))}
+        if self.classes:
+            out["class_counts"] = [int(c) for c in self.class_counts]
+        return out
 
     def export_info(self) -> dict[str, str]:
         kind = f"class-conditional ({len(self.classes)} classes)" if self.classes else "unconditional"
