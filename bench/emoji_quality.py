@@ -301,12 +301,24 @@ def total_variation(images: np.ndarray) -> float:
 
 def data_mix(counts: dict[str, int], names: list[str], seeds: list[int], pool: list[int] | None = None) -> np.ndarray:
     """The label (an index into `names`) of each seed in the data's class shares (`counts`: class name -> images),
-    by `gancli sample --label-mix data`'s rule (gancli.tasks.sample.seed_label), within `pool` if given."""
-    if sorted(counts) != sorted(names):
+    by `gancli sample --label-mix data`'s rule (gancli.tasks.sample.seed_label), within `pool` if given. A model
+    class may also be a family of the data's (flags for flags-1, flags-2, ...: their images summed), so that a
+    two-class model draws in the shares of a folder split by bench/emoji_set.py --groups layout."""
+    weights, used = [], []
+    for c in names:
+        family = [d for d in counts if d == c] or label_family(list(counts), c)
+        weights.append(sum(counts[d] for d in family))
+        used += family or [None]
+    if not names or sorted(used, key=str) != sorted(counts):
         raise ValueError(f"--mix data: the model's classes ({', '.join(names)}) are not the data's "
                          f"({', '.join(counts)})")
-    weights = [counts[c] for c in names]
     return np.array([seed_label(s, pool or list(range(len(names))), weights) for s in seeds])
+
+
+def label_family(classes: list[str], name: str) -> list[str]:
+    """The classes named name-1, name-2, ... (gancli.tasks.sample.label_pool's family rule)."""
+    pool = label_pool(classes, name) or []
+    return [classes[i] for i in pool if classes[i] != name and not name.isdigit()]
 
 
 @torch.no_grad()
@@ -413,7 +425,7 @@ def main() -> None:
     ap.add_argument("--mix", choices=["turn", "data"], default="turn",
                     help="class-conditional gancli models: draw the classes in turn (gancli sample's way) or in the "
                          "shares of the --data folder's classes, as `gancli sample --label-mix data` (the model's "
-                         "class names must be the folder's)")
+                         "classes must be the folder's, or families of them: flags for flags-1, flags-2, ...)")
     ap.add_argument("--samples", type=int, default=SAMPLES)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", type=Path)

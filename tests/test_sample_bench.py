@@ -290,3 +290,10 @@ def test_emoji_bench_draws_a_family_of_classes_or_the_data_mix(tmp_path):
     assert np.array_equal(fam.images, want)
     with pytest.raises(ValueError, match="not the data's"):
         eq.data_mix({"a": 1}, ["a", "b"], [0, 1])
+    # a model class may be a family of the data's classes (a two-class model against a folder split by layout)
+    split = {"flags-1": 20, "flags-2": 10, "smileys": 50}
+    assert eq.data_mix(split, ["flags", "smileys"], list(range(30))).tolist() == [
+        seed_label(s, [0, 1], [30, 50]) for s in range(30)]
+    for names in (["flags"], ["flag", "smileys"], ["flags", "flags-1", "smileys"]):
+        with pytest.raises(ValueError, match="not the data's"):
+            eq.data_mix(split, names, [0])
