@@ -1,4 +1,5 @@
-"""Add or update a shipped model in weights/manifest.json (name, file, task, scale, sha256, description).
+"""Add or update a shipped model in weights/manifest.json (name, file, task, scale, sha256, description, and for a
+class-conditional sample model its training images per class).
 
     gancli export runs/x4_compact -o weights/compact-x4.safetensors --name compact-x4 --description "..."
     python bench/ship_weights.py weights/compact-x4.safetensors --default
@@ -26,6 +27,8 @@ def main() -> None:
     ap.add_argument("file", type=Path)
     ap.add_argument("--default", action="store_true", help="make it the default for its task and scale")
     ap.add_argument("--denoise-partner", metavar="NAME", help="the shipped model `upscale --denoise` blends with")
+    ap.add_argument("--class-counts", metavar="N,N,...", help="training images per class, for `gancli sample "
+                    "--label-mix data`, where the file does not record them (it does since session 29)")
     args = ap.parse_args()
     path = args.file.resolve()
     if path.parent != (ROOT / "weights").resolve():
@@ -36,6 +39,13 @@ def main() -> None:
              "default": args.default}
     if args.denoise_partner:
         entry["denoise_partner"] = args.denoise_partner
+    counts = info.provenance.get("class_counts")
+    if args.class_counts:
+        counts = [int(c) for c in args.class_counts.split(",")]
+        if len(counts) != len(info.provenance.get("classes") or []) or min(counts) < 0 or sum(counts) <= 0:
+            sys.exit(f"--class-counts {args.class_counts}: one count of 0 or more per class of {path.name}")
+    if counts:
+        entry["class_counts"] = counts
     manifest_path = ROOT / "weights" / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": []}
     models = [m for m in manifest["models"] if m["name"] != entry["name"]]

@@ -432,7 +432,7 @@ def sample(
     try:
         dev = devices.pick_device(device)
         devices.set_threads(threads)
-        net, info, model_name, _ = _open_model("sample", model, weights, dev)
+        net, info, model_name, entry = _open_model("sample", model, weights, dev)
         classes = info.provenance.get("classes") or [str(i) for i in range(net.config.num_classes)]
         pool = None  # the labels --label picks from: one class, or a family FAMILY-1, FAMILY-2, ...
         if label is not None:
@@ -447,7 +447,7 @@ def sample(
         if label_mix == "data":
             if not net.conditional:
                 raise ValueError(f"model {model_name} is not class-conditional: --label-mix does not apply")
-            counts = info.provenance.get("class_counts")
+            counts = info.provenance.get("class_counts") or (entry.class_counts if entry else None)
             if not isinstance(counts, list) or len(counts) != len(classes) or sum(counts) <= 0:
                 raise ValueError(f"--label-mix data: model {model_name} records no class shares (trained before "
                                  "gancli recorded them; `gancli export --class-counts` adds them)")

@@ -27,6 +27,8 @@ class ShippedModel:
     description: str
     default: bool = False  # the model --scale picks (x4 when no --scale is given)
     denoise_partner: str | None = None  # the model --denoise blends with (same architecture, keeps noise)
+    # training images per class, for `gancli sample --label-mix data` where the file predates recording them
+    class_counts: list[int] | None = None
 
     @property
     def path(self) -> Path:

@@ -449,6 +449,24 @@ def test_label_mix_data_draws_in_the_recorded_class_shares(tmp_path):
     assert set(labels(out, "-n", "10", "--label-mix", "data", "-o", str(tmp_path / "c") + "/")) == {"b"}
 
 
+def test_shipped_conditional_models_draw_in_their_data_shares(tmp_path):
+    """The shipped files predate class_counts in the provenance; the manifest carries them instead."""
+    from gancli import shipped
+    from gancli.cli import app
+
+    conditional = [m for m in shipped.shipped_models() if m.task == "sample"
+                   and checkpoints.read_model_info(m.path).provenance.get("classes")]
+    assert {m.name for m in conditional} >= {"digits", "fashion", "emoji", "emoji-flags"}
+    for m in conditional:
+        classes = checkpoints.read_model_info(m.path).provenance["classes"]
+        assert m.class_counts is not None and len(m.class_counts) == len(classes) and min(m.class_counts) > 0, m.name
+    r = CliRunner().invoke(app, ["sample", "--model", "emoji-flags", "-n", "200", "--label-mix", "data", "--json",
+                                 "-o", str(tmp_path / "f") + "/"])
+    assert r.exit_code == 0, r.stderr
+    drawn = [json.loads(x)["label"] for x in r.stdout.splitlines()]
+    assert len(drawn) == 200 and 0.5 <= drawn.count("flags") / 200 <= 0.73  # 270 of its 439 images are flags
+
+
 def test_rgba_models_keep_alpha_in_grids_and_say_when_a_format_drops_it(tmp_path):
     torch.manual_seed(0)
     g = models.build("gan_gen", {**TINY_G, "channels": 4})
