@@ -347,8 +347,10 @@ def parse_seeds(text: str) -> list[int]:
                 a, b = part.split("-", 1) if not part.startswith("-") else ("-" + part[1:].split("-", 1)[0],
                                                                            part[1:].split("-", 1)[1])
                 lo, hi = int(a), int(b)
-                if hi < lo or hi - lo > 1_000_000:
-                    raise ValueError
+                if hi < lo:
+                    raise typer.BadParameter(f"--seeds: {part!r} runs backwards (write {hi}-{lo})")
+                if hi - lo >= 1_000_000:
+                    raise typer.BadParameter(f"--seeds: {part!r} is {hi - lo + 1:,} seeds; at most 1,000,000 a range")
                 seeds += range(lo, hi + 1)
             else:
                 seeds.append(int(part))
@@ -415,10 +417,12 @@ def sample(
         if interpolate is not None:
             walk = parse_seeds(interpolate)
             if len(walk) != 2 or "," not in interpolate:
-                raise typer.BadParameter("--interpolate takes two seeds: A,B")
+                raise typer.BadParameter(f"--interpolate {interpolate}: give two different seeds, A,B")
     except typer.BadParameter as e:
         raise fail(str(e.message if hasattr(e, "message") else e)) from None
     to_folder = output.endswith(("/", os.sep)) or Path(output).is_dir()
+    if to_folder and Path(output).exists() and not Path(output).is_dir():
+        raise fail(f"-o {output}: {output.rstrip('/' + os.sep)} is a file, not a folder")
     suffix = Path(output).suffix.lower()
     if not to_folder and walk is None and suffix not in imageio.FORMAT_BY_SUFFIX:
         raise fail(f"-o {output}: give an image file (.png, ...) for a grid or a folder ending in /")
@@ -588,8 +592,10 @@ def _open_model(task: str, model: str | None, weights: Path | None, dev, scale: 
         net, info = checkpoints.load_model(shipped.verify(entry), dev)
         name = entry.name
     if info.task != task:
-        raise ValueError(f"model {name} is a {info.task!r} model, not an {task} model" if task[0] in "aeiou"
-                         else f"model {name} is a {info.task!r} model, not a {task} model")
+        def an(word: str) -> str:
+            return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
+
+        raise ValueError(f"model {name} is {an(info.task)} model, not {an(task)} model")
     return net, info, name, entry
 
 

@@ -310,9 +310,11 @@ def test_init_from_a_run_folder_takes_generator_ema_and_discriminator(class_data
 
 def test_parse_seeds():
     assert parse_seeds("0-3,10,2") == [0, 1, 2, 3, 10]
-    for bad in ("a", "5-3", "-1", "1-"):
-        with pytest.raises(typer.BadParameter):
+    for bad, msg in (("a", "not a seed"), ("5-3", "runs backwards (write 3-5)"), ("-1", "from 0 to"),
+                     ("1-", "not a seed"), ("0-1000000", "1,000,001 seeds")):
+        with pytest.raises(typer.BadParameter, match=msg.replace("(", r"\(").replace(")", r"\)")):
             parse_seeds(bad)
+    assert len(parse_seeds("0-999999")) == 1_000_000
 
 
 def test_sample_command(class_data, tmp_path):
@@ -342,7 +344,9 @@ def test_sample_command(class_data, tmp_path):
     assert r.exit_code == 0, r.stderr
     assert Image.open(tmp_path / "walk.gif").n_frames == 5
     for args, msg in ((["--label", "c"], "not a class"), (["--seeds", "x"], "not a seed"),
-                      (["--interpolate", "1"], "two seeds"), (["-o", str(tmp_path / "g.txt")], "grid")):
+                      (["--interpolate", "1"], "two different seeds"), (["--interpolate", "3,3"], "two different"),
+                      (["-o", str(tmp_path / "g.txt")], "grid"),
+                      (["-o", str(tmp_path / "walk.gif") + "/"], "walk.gif is a file, not a folder")):
         r = runner.invoke(app, [*w, *args])
         assert r.exit_code == 2 and msg in r.stderr, (args, r.stderr)
 
