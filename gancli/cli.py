@@ -806,7 +806,7 @@ def train(
             log(str(e))
             raise typer.Exit(e.exit_code) from None
         except (TrainingDiverged, CheckpointError, ValueError, FileNotFoundError) as e:
-            log(f"error: {e}")
+            log_file.write(f"error: {e}\n")  # fail() says it on stderr, once
             raise fail(str(e), EXIT_FAILED) from None
         finally:
             del trainer  # the DDP wrappers and their reducer threads go before the process group they use

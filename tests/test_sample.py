@@ -359,6 +359,15 @@ def test_small_sets_can_evaluate_against_the_training_images(class_data, tmp_pat
     assert len(task.held) == len(task.sampler.images) == n and task.val_files == []  # every image trains
     with pytest.raises(ValueError, match="eval_images"):
         TrainConfig(task="sample", eval_images=-1)
+    few = tmp_path / "few"  # under 5 images none can be held out: evaluated against them, said so (was a crash)
+    few.mkdir()
+    for i in range(3):
+        Image.fromarray(gradient_rgb(16, 16, seed=i)).save(few / f"{i}.png")
+    said = []
+    task = SampleTask(TrainConfig(task="sample", data=[str(few)], model=TINY_G, disc=TINY_D, steps=1, batch=2,
+                                  eval_images=100), CPU, log=said.append)
+    assert len(task.held) == len(task.sampler.images) == 3 and task.val_files == []
+    assert any("none held out" in m for m in said), said
 
 
 def test_export_names_the_classes_that_label_accepts(class_data, tmp_path):

@@ -130,6 +130,8 @@ def test_train_usage_errors(tmp_path):
     assert r.exit_code == 2 and "--data is required" in r.stderr
     r = runner.invoke(app, ["train", "--data", str(tmp_path / "nope"), "--run", str(tmp_path / "x")])
     assert r.exit_code == 1 and "does not exist" in r.stderr
+    assert r.stderr.count("does not exist") == 1, r.stderr  # one line on stderr, not the log's copy as well
+    assert "does not exist" in (tmp_path / "x" / "train.log").read_text()
 
 
 def test_config_file_print_config_and_precedence(data_dir, tmp_path):

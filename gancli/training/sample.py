@@ -119,9 +119,13 @@ class SampleTask:
         if net_size != size:  # padded for the network, cropped back when sampling
             p0 = (net_size - size) // 2
             images = np.pad(images, ((0, 0), (p0, net_size - size - p0), (p0, net_size - size - p0), (0, 0)))
-        if cfg.eval_images > 0:
+        held_out = cfg.eval_images > 0
+        if held_out:
             train_idx, held_idx = split_holdout(len(images), cfg.eval_images, cfg.seed)
-        else:  # small data: train on everything, evaluate against the training images (as FID on ADA-sized sets)
+            if len(held_idx) == 0:  # under 5 images: none can be spared
+                log(f"only {len(images)} images: none held out, evaluated against the training images")
+                held_out = False
+        if not held_out:  # small data: train on everything, evaluate against the training images (as FID on ADA)
             train_idx = held_idx = np.arange(len(images))
         self.classes = data.classes
         labels = data.labels
@@ -132,8 +136,8 @@ class SampleTask:
                                     group=int(cfg.disc.get("mbstd", 0)) or 1, mirror=cfg.mirror)
         self.held = images[held_idx]
         self.held_labels = None if labels is None else labels[held_idx]
-        self.val_files = list(held_idx) if cfg.eval_images > 0 else []  # what describe() counts as held out
-        held_text = f"{len(held_idx)} held out for evaluation" if cfg.eval_images > 0 else "evaluated against them"
+        self.val_files = list(held_idx) if held_out else []  # what describe() counts as held out
+        held_text = f"{len(held_idx)} held out for evaluation" if held_out else "evaluated against them"
         log(f"data: {len(train_idx)} training images, {held_text}, {size}x{size}x"
             f"{data.channels}" + (f", {len(self.classes)} classes ({', '.join(self.classes[:10])})" if self.classes
                                   else ""))
