@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gancli.checkpoints import read_model_info  # noqa: E402
+from gancli.tasks.sample import parse_class_counts  # noqa: E402
 
 
 def main() -> None:
@@ -41,9 +42,10 @@ def main() -> None:
         entry["denoise_partner"] = args.denoise_partner
     counts = info.provenance.get("class_counts")
     if args.class_counts:
-        counts = [int(c) for c in args.class_counts.split(",")]
-        if len(counts) != len(info.provenance.get("classes") or []) or min(counts) < 0 or sum(counts) <= 0:
-            sys.exit(f"--class-counts {args.class_counts}: one count of 0 or more per class of {path.name}")
+        try:
+            counts = parse_class_counts(args.class_counts, len(info.provenance.get("classes") or []))
+        except ValueError as e:
+            sys.exit(f"{path.name}: {e}")
     if counts:
         entry["class_counts"] = counts
     manifest_path = ROOT / "weights" / "manifest.json"

@@ -869,13 +869,12 @@ def export(
         count = int(getattr(model.config, "num_classes", 0) or 0)
         if info.task != "sample" or count == 0:
             raise fail("--class-counts is for class-conditional sample models; this one has no classes")
+        from gancli.tasks.sample import parse_class_counts
+
         try:
-            numbers = [int(c) for c in class_counts.split(",")]
-        except ValueError:
-            raise fail(f"--class-counts takes whole numbers, comma-separated, got {class_counts}") from None
-        if len(numbers) != count or min(numbers) < 0 or sum(numbers) == 0:
-            raise fail(f"--class-counts needs {count} counts of 0 or more (not all 0), got {class_counts}")
-        provenance["class_counts"] = numbers
+            provenance["class_counts"] = parse_class_counts(class_counts, count)
+        except ValueError as e:
+            raise fail(str(e)) from None
     output.parent.mkdir(parents=True, exist_ok=True)
     checkpoints.save_model(
         model, output, task=info.task, name=name or info.name or output.stem,

@@ -18,6 +18,17 @@ def label_pool(classes: list[str], label: str) -> list[int] | None:
     return family or None
 
 
+def parse_class_counts(text: str, count: int) -> list[int]:
+    """'72,63,...' -> training images per class (one per class, 0 or more, not all 0), else ValueError."""
+    try:
+        numbers = [int(c) for c in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--class-counts takes whole numbers, comma-separated, got {text}") from None
+    if len(numbers) != count or min(numbers) < 0 or sum(numbers) == 0:
+        raise ValueError(f"--class-counts needs {count} counts of 0 or more (not all 0), got {text}")
+    return numbers
+
+
 def _unit(seed: int) -> float:
     """A uniform number in [0, 1) fixed by the seed alone (splitmix64: the same on every platform and version)."""
     x = (seed + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
