@@ -102,7 +102,8 @@ def plan_outputs(inputs: list[str], output: str | None, tag: str, fmt: str | Non
         return [Item(inputs[0], output)]
     to_folder = output is not None and (Path(output).is_dir() or output.endswith(("/", os.sep)) or len(inputs) > 1)
     if to_folder and Path(output).exists() and not Path(output).is_dir():
-        raise UsageError(f"-o {output} is a file, but {len(inputs)} inputs need a folder")
+        why = f"{len(inputs)} inputs need a folder" if len(inputs) > 1 else "a trailing '/' asks for a folder"
+        raise UsageError(f"-o {output} is a file, but {why}")
     items = []
     for src in inputs:
         if src == imageio.STDIO:

@@ -88,6 +88,7 @@ def test_stdin_to_stdout(folder, tiny_weights):
     (["IN/a.png", "--device", "cuda:7"], "cuda"),
     (["IN/a.png", "--json", "-o", "-"], "cannot be combined"),
     (["IN/a.png", "IN/b.jpg", "-o", "IN/notes.txt"], "is a file"),
+    (["IN/a.png", "-o", "IN/notes.txt/"], "is a file, but a trailing '/' asks for a folder"),
 ])
 def test_usage_errors_exit_2(folder, tiny_weights, args, match, monkeypatch):
     monkeypatch.chdir(folder.parent)
