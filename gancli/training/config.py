@@ -23,7 +23,7 @@ class TrainConfig:
     lr: float = 5e-4  # peak Adam learning rate
     warmup: int = 300  # linear LR warm-up steps, then cosine decay to lr * min_lr_ratio
     min_lr_ratio: float = 0.02
-    ema: float = 0.999  # decay of the exported EMA copy of the generator
+    ema: float = 0.999  # decay of the exported EMA copy, ramped in as min(ema, (1+t)/(10+t)) at step t
     grad_clip: float = 1.0  # max gradient norm (0: off)
     seed: int = 0
     val_count: int = 16  # training images held out for validation (never benchmark sets)
