@@ -310,3 +310,21 @@ def test_export_last_takes_the_latest_ema(data_dir, tmp_path):
     assert info.provenance["steps"] == 3 and info.provenance["val"] is None
     for k, v in model.state_dict().items():
         assert torch.equal(v, state["ema"][k]), k
+
+
+def test_keep_evals_writes_every_validation(data_dir, tmp_path):
+    cfg = tiny_cfg(data_dir, keep_evals=True)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "plain").mkdir()
+    trainer = make_trainer(cfg, tmp_path / "run")
+    trainer.run()
+    evals = sorted(p.name for p in (tmp_path / "run" / "evals").iterdir())
+    assert evals == ["step0000003.safetensors", "step0000006.safetensors"]
+    for name, step in zip(evals, (3, 6), strict=True):
+        model, info = checkpoints.load_model(tmp_path / "run" / "evals" / name)
+        assert info.provenance["steps"] == step and "val" in info.provenance
+    final, _ = checkpoints.load_model(tmp_path / "run" / "evals" / evals[-1])
+    for key, value in trainer.ema.state_dict().items():  # the last file holds the EMA generator as it ends
+        assert torch.equal(final.state_dict()[key], value), key
+    make_trainer(tiny_cfg(data_dir), tmp_path / "plain").run()
+    assert not (tmp_path / "plain" / "evals").exists()

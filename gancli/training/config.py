@@ -29,6 +29,9 @@ class TrainConfig:
     val_count: int = 16  # training images held out for validation (never benchmark sets)
     eval_every: int = 500  # steps between validation runs (each also writes a checkpoint)
     checkpoint_minutes: float = 5.0  # and a checkpoint at least this often
+    keep_evals: bool = False  # also keep the EMA generator of every validation as evals/stepNNNNNNN.safetensors
+    #                           (float32 model files: 5.8 MB each for the emoji models), to pick a step by a benchmark
+    #                           rather than by the in-run score
     halve_above: int = 800  # training images with a shorter side >= this are downscaled by 2 on load
     max_short_side: int = 0  # then downscaled so the shorter side is at most this (0: off; whole scenes per patch)
     data_memory_gb: float = 4.0  # decoded training images up to this size are held in memory, else streamed

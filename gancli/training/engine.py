@@ -7,6 +7,7 @@ A run directory holds:
   metrics.jsonl       one JSON line per log interval and per validation
   progress.png        loss and validation score over the steps, redrawn at every validation
   samples/            a sample sheet per validation (fixed inputs, so sheets are comparable), if the task makes one
+  evals/              with keep_evals, the EMA generator of every validation as a model file (stepNNNNNNN.safetensors)
 Rerunning the same command continues from last.safetensors.
 """
 
@@ -191,11 +192,12 @@ class Trainer:
         self.load_state_dict(checkpoints.load_state(self.last_path))
         return True
 
-    def export_best(self, metrics: dict[str, float]) -> None:
+    def export_best(self, metrics: dict[str, float], path: Path | None = None) -> None:
+        """The EMA generator as a model file: best.safetensors, or `path`."""
         info = self.task.export_info()
         provenance = self.provenance() | {"val": metrics}
         checkpoints.save_model(
-            self.ema, self.run_dir / "best.safetensors", task=info["task"], name=info.get("name", ""),
+            self.ema, path or self.run_dir / "best.safetensors", task=info["task"], name=info.get("name", ""),
             description=info.get("description", ""), provenance=provenance,
         )
 
@@ -240,6 +242,9 @@ class Trainer:
         if improved:
             self.best_score = score
             self.export_best(metrics)
+        if self.cfg.keep_evals:
+            (self.run_dir / "evals").mkdir(exist_ok=True)
+            self.export_best(metrics, self.run_dir / "evals" / f"step{self.step:07d}.safetensors")
         self._metrics({"step": self.step, "val": metrics, "best": improved})
         self.log(f"step {self.step}: validation {json.dumps(metrics)}{' (best)' if improved else ''}")
         sheet = getattr(self.task, "sample_sheet", None)
