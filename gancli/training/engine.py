@@ -192,12 +192,12 @@ class Trainer:
         self.load_state_dict(checkpoints.load_state(self.last_path))
         return True
 
-    def export_best(self, metrics: dict[str, float], path: Path | None = None) -> None:
-        """The EMA generator as a model file: best.safetensors, or `path`."""
+    def export_ema(self, metrics: dict[str, float], path: Path) -> None:
+        """The EMA generator as a model file (best.safetensors, or one of evals/), its validation in the provenance."""
         info = self.task.export_info()
         provenance = self.provenance() | {"val": metrics}
         checkpoints.save_model(
-            self.ema, path or self.run_dir / "best.safetensors", task=info["task"], name=info.get("name", ""),
+            self.ema, path, task=info["task"], name=info.get("name", ""),
             description=info.get("description", ""), provenance=provenance,
         )
 
@@ -241,10 +241,10 @@ class Trainer:
         improved = score > self.best_score
         if improved:
             self.best_score = score
-            self.export_best(metrics)
+            self.export_ema(metrics, self.run_dir / "best.safetensors")
         if self.cfg.keep_evals:
             (self.run_dir / "evals").mkdir(exist_ok=True)
-            self.export_best(metrics, self.run_dir / "evals" / f"step{self.step:07d}.safetensors")
+            self.export_ema(metrics, self.run_dir / "evals" / f"step{self.step:07d}.safetensors")
         self._metrics({"step": self.step, "val": metrics, "best": improved})
         self.log(f"step {self.step}: validation {json.dumps(metrics)}{' (best)' if improved else ''}")
         sheet = getattr(self.task, "sample_sheet", None)
