@@ -8,12 +8,12 @@ the RGB composited over white (as emoji are shown), enlarged 64 -> 128 (bilinear
 4x4 positions before pooling. The numbers compare only with each other, at the same sample counts.
 
 Pixel-identical copies in --data are left out of the real set (Twemoji's flags hold seven; the default 328 none).
-Sets: each method draws 2000 images (gancli: seeds 0..1999 through `gancli sample`'s own path, the label
-seed % classes for a class-conditional model, as `gancli sample` does: the classes in equal shares; MLP:
-z ~ N(0, I) from a fixed seed, (tanh + 1) / 2), quantised to 8 bits, alpha included. `--mix data` draws a
-class-conditional model's labels in the shares of the --data folder's classes instead (a fixed shuffle, the same
-seeds; each seed's class drawn by the rule of `gancli sample --label-mix data`), to tell what the class mix alone
-moves. With --data runs/emoji_fine
+Sets: each method draws 2000 images (gancli: seeds 0..1999, or from --first-seed, through `gancli sample`'s own path,
+the label seed % classes for a class-conditional model, as `gancli sample` does: the classes in equal shares; MLP: z
+~ N(0, I) from a fixed seed, (tanh + 1) / 2; another per --first-seed), quantised to 8 bits, alpha included. `--mix
+data` draws a class-conditional model's labels in the shares of the --data folder's classes instead (a fixed shuffle,
+the same seeds; each seed's class drawn by the rule of `gancli sample --label-mix data`), to tell what the class mix
+alone moves. With --data runs/emoji_fine
 (bench/emoji_set.py --groups fine) the images are the same 328, so every number but label acc compares across the
 two layouts; label acc is then over nine classes.
 With a folder of one sub-folder (bench/emoji_set.py --categories "Smileys & Emotion" --out runs/emoji_smileys:
@@ -323,14 +323,14 @@ def label_family(classes: list[str], name: str) -> list[str]:
 
 @torch.no_grad()
 def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0, label: str | None = None,
-                mix: dict[str, int] | None = None) -> Drawn:
-    """n samples, seeds 0..n-1; a class-conditional model draws its classes in turn (as `gancli sample` does), in
-    the data's shares (`mix`: class name -> image count; as `gancli sample --label-mix data`), or only `label` (a
-    name, or a family: its classes in turn or, with `mix`, in their shares)."""
+                mix: dict[str, int] | None = None, first_seed: int = 0) -> Drawn:
+    """n samples, seeds first_seed..first_seed+n-1; a class-conditional model draws its classes in turn (as `gancli
+    sample` does), in the data's shares (`mix`: class name -> image count; as `gancli sample --label-mix data`), or
+    only `label` (a name, or a family: its classes in turn or, with `mix`, in their shares)."""
     net, info = checkpoints.load_model(path)
     if info.task != "sample" or net.config.channels != 4:
         raise ValueError(f"{path}: not an RGBA sample model")
-    seeds = list(range(n))
+    seeds = list(range(first_seed, first_seed + n))
     asked = np.array([s % net.config.num_classes for s in seeds]) if net.conditional else None
     classes = net.config.num_classes
     if mix is not None and net.conditional and label is None:
@@ -356,11 +356,12 @@ def draw_gancli(path: Path, name: str, n: int, truncation: float = 1.0, label: s
 
 
 @torch.no_grad()
-def draw_mlp(path: Path, name: str, n: int) -> Drawn:
+def draw_mlp(path: Path, name: str, n: int, first_seed: int = 0) -> Drawn:
     g = load_generator(path)
     if tuple(g.shape) != (SIDE, SIDE, 4):
         raise ValueError(f"{path}: an MLP for {g.shape} images, the data is {SIDE}x{SIDE}x4")
-    z = torch.randn(n, LATENT, generator=torch.Generator().manual_seed(SEED))
+    # --first-seed 0 keeps the latents of every earlier table; another value draws a fresh set
+    z = torch.randn(n, LATENT, generator=torch.Generator().manual_seed(SEED + first_seed))
     start, out = time.perf_counter(), []
     for i in range(0, n, GEN_BATCH):
         x = ((g(z[i : i + GEN_BATCH]) + 1) / 2).clamp(0, 1)
@@ -427,6 +428,9 @@ def main() -> None:
                          "shares of the --data folder's classes, as `gancli sample --label-mix data` (the model's "
                          "classes must be the folder's, or families of them: flags for flags-1, flags-2, ...)")
     ap.add_argument("--samples", type=int, default=SAMPLES)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="gancli models draw seeds FIRST..FIRST+samples-1 (the MLP a latent set of its own per value): "
+                         "a step chosen on the default seeds 0..1999 is reported on fresh ones, e.g. 2000")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--sheet", type=Path)
@@ -470,8 +474,8 @@ def main() -> None:
     mix = ({c: int((data.labels == i).sum()) for i, c in enumerate(data.classes)}
            if args.mix == "data" and data.classes else None)
     drawn = [draw_gancli(p, f"gancli {p.parent.name}/{p.stem}" + (f" psi {psi:g}" if psi != 1 else ""), args.samples,
-                         psi, args.label, mix) for p in args.weights for psi in psis]
-    drawn += [draw_mlp(p, f"MLP GAN {p.stem}", args.samples) for p in args.mlp]
+                         psi, args.label, mix, args.first_seed) for p in args.weights for psi in psis]
+    drawn += [draw_mlp(p, f"MLP GAN {p.stem}", args.samples, args.first_seed) for p in args.mlp]
     for d in drawn:
         f = features(extract, d.images) / scale
         preds = predict(probe, norm, f) if probe is not None else np.zeros(len(f), np.int64)
