@@ -297,3 +297,19 @@ def test_emoji_bench_draws_a_family_of_classes_or_the_data_mix(tmp_path):
     for names in (["flags"], ["flag", "smileys"], ["flags", "flags-1", "smileys"]):
         with pytest.raises(ValueError, match="not the data's"):
             eq.data_mix(split, names, [0])
+
+
+def test_emoji_bench_first_seed_draws_a_fresh_range(tmp_path):
+    """--first-seed F: seeds F..F+n-1, each the image `gancli sample --seed` gives, labels in turn by seed; the MLP
+    draws another latent set per value and keeps the old one at 0."""
+    torch.manual_seed(0)
+    g = models.build("gan_gen", {"image_size": 64, "channels": 4, "base": 16, "min_channels": 8, "latent_dim": 8,
+                                 "num_classes": 2})
+    path = tmp_path / "two.safetensors"
+    checkpoints.save_model(g, path, task="sample", name="two", provenance={"classes": ["a", "b"]})
+    first, later = eq.draw_gancli(path, "0", 6), eq.draw_gancli(path, "3", 3, first_seed=3)
+    assert later.asked.tolist() == [1, 0, 1] and np.array_equal(later.images, first.images[3:])
+    mpath = tmp_path / "mlp.safetensors"
+    mlp_gan.save_generator(mlp_gan.MLPGenerator((64, 64, 4)), mpath, {})
+    a, b, c = eq.draw_mlp(mpath, "a", 4), eq.draw_mlp(mpath, "b", 4), eq.draw_mlp(mpath, "c", 4, first_seed=1)
+    assert np.array_equal(a.images, b.images) and not np.array_equal(a.images, c.images)
