@@ -130,6 +130,34 @@ def test_bilinear_generator_and_blurred_discriminator():
     assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in blurred.parameters())
 
 
+def test_skip_generator_sums_an_image_from_every_level(tmp_path):
+    """skip: each level's 1x1 image added to the enlarged sum of the coarser ones; with the coarse images zeroed it
+    is the plain generator; a seed's image stays independent of its batch; the option survives a model file."""
+    torch.manual_seed(0)
+    small = {**TINY_G, "image_size": 32, "num_classes": 2, "cond": "concat"}
+    g = models.build("gan_gen", {**small, "skip": True}).eval()
+    assert len(g.to_images) == 3  # 4x4, 8x8, 16x16; the 32x32 level's is to_image
+    z, y = g.sample_latents([5, 6, 7]), torch.tensor([0, 1, 1])
+    with torch.no_grad():
+        a = g(z, y)
+        assert a.shape == (3, 3, 32, 32) and torch.allclose(a[2], g(z[2:], y[2:])[0], atol=1e-6)
+        coarse = g.to_images[0]
+        coarse.bias += 1.0  # a constant at 4x4 shifts every pixel of the (pre-tanh) image alike
+        shifted = g(z, y)
+        assert not torch.allclose(shifted, a, atol=1e-3)
+        assert torch.allclose(torch.atanh(shifted * 2 - 1) - torch.atanh(a * 2 - 1), torch.ones_like(a), atol=1e-3)
+        for conv in g.to_images:
+            conv.weight.zero_()
+            conv.bias.zero_()
+        plain = models.build("gan_gen", small).eval()
+        plain.load_state_dict({k: v for k, v in g.state_dict().items() if not k.startswith("to_images.")})
+        assert torch.allclose(plain(z, y), g(z, y), atol=1e-6)
+    path = tmp_path / "skip.safetensors"
+    checkpoints.save_model(g, path, task="sample", name="skip")
+    back = checkpoints.load_model(path)[0]
+    assert back.config.skip and torch.allclose(back(z, y), g(z, y), atol=1e-6)
+
+
 def test_skip_excitation_and_the_reconstructing_discriminator():
     torch.manual_seed(0)
     small = {**TINY_G, "image_size": 32}

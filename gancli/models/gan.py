@@ -4,7 +4,9 @@ Generator: a latent vector (and a class embedding) -> bottom features (4x4 for 3
 halved while it stays even and >= 4) -> (nearest x2, `convs` 3x3 convs, LeakyReLU, pixel norm) blocks up to the image
 size -> 1x1 conv to the image's channels (1 gray, 3 RGB, 4 RGBA), tanh. Pixel norm instead of batch norm keeps every
 sample independent of the others in its batch, so a seed gives the same image at any batch size. Optionally (`sle`)
-FastGAN's skip-layer excitation gates the last two levels per channel from coarser ones.
+FastGAN's skip-layer excitation gates the last two levels per channel from coarser ones, and (`skip`) every level
+writes an image, each added to the bilinearly enlarged sum of the coarser ones before the tanh (StyleGAN2's skip
+generator: flat areas and the layout come from the coarse levels, edges and detail from the fine ones).
 
 Discriminator: strided 4x4 convolutions with spectral norm down to the same bottom size (each followed by `convs`
 3x3 ones), optionally a minibatch-std channel and one more 3x3 conv, a linear score, and a projection term
@@ -37,6 +39,7 @@ class GANGeneratorConfig:
     upsample: str = "nearest"  # x2 upsampling of each block: "nearest" or "bilinear" (smoother; against grid artefacts)
     sle: bool = False  # skip-layer excitation (FastGAN): each of the last two levels gated per channel by a level
     #                    three doublings coarser (the layout decided at low resolution reaches the fine levels)
+    skip: bool = False  # an image from every level, summed coarse to fine (StyleGAN2's skip generator)
 
 
 def bottom_size(size: int) -> tuple[int, int]:
@@ -82,6 +85,8 @@ class GANGenerator(nn.Module):
                           for k in range(config.convs))
             for i in range(steps))
         self.to_image = nn.Conv2d(ch[-1], config.channels, 1)
+        # skip: the coarser levels' images (level j's 1x1 conv at index j; the last level's is to_image)
+        self.to_images = nn.ModuleList(nn.Conv2d(c, config.channels, 1) for c in ch[:-1]) if config.skip else None
         self.ch0 = ch[0]
         # level j (0 = bottom) -> the coarser level gating it; only the last two levels, sources three levels below
         self.sle_from = {j: j - 3 for j in (steps - 1, steps) if config.sle and j - 3 >= 0}
@@ -112,6 +117,7 @@ class GANGenerator(nn.Module):
             u = torch.cat([u[:, :d] * truncation, u[:, d:]], dim=1)
         x = _pixel_norm(F.leaky_relu(self.fc(u), 0.2).view(-1, self.ch0, b, b))
         levels = [x]
+        image = self.to_images[0](x) if self.to_images is not None else None
         for j, convs in enumerate(self.blocks, start=1):
             x = F.interpolate(x, scale_factor=2, mode=self.config.upsample,
                               align_corners=False if self.config.upsample == "bilinear" else None)
@@ -120,7 +126,10 @@ class GANGenerator(nn.Module):
             if j in self.sle_from:
                 x = self.sle[str(j)](levels[self.sle_from[j]], x)
             levels.append(x)
-        return (torch.tanh(self.to_image(x)) + 1) / 2
+            if image is not None:
+                out = self.to_images[j] if j < len(self.to_images) else self.to_image
+                image = F.interpolate(image, scale_factor=2, mode="bilinear", align_corners=False) + out(x)
+        return (torch.tanh(self.to_image(x) if image is None else image) + 1) / 2
 
     def sample_latents(self, seeds: list[int]) -> torch.Tensor:
         """One latent per seed, each from its own generator: a seed's image never depends on the batch it is in."""
