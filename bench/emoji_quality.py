@@ -9,8 +9,8 @@ the RGB composited over white (as emoji are shown), enlarged 64 -> 128 (bilinear
 
 Pixel-identical copies in --data are left out of the real set (Twemoji's flags hold seven; the default 328 none).
 Sets: each method draws 2000 images (gancli: seeds 0..1999, or from --first-seed, through `gancli sample`'s own path,
-the label seed % classes for a class-conditional model, as `gancli sample` does: the classes in equal shares; MLP: z
-~ N(0, I) from a fixed seed, (tanh + 1) / 2; another per --first-seed), quantised to 8 bits, alpha included. `--mix
+the label seed % classes for a class-conditional model, as `gancli sample` does: the classes in equal shares; MLP:
+z ~ N(0, I) from a fixed seed, (tanh + 1) / 2; another per --first-seed), quantised to 8 bits, alpha included. `--mix
 data` draws a class-conditional model's labels in the shares of the --data folder's classes instead (a fixed shuffle,
 the same seeds; each seed's class drawn by the rule of `gancli sample --label-mix data`), to tell what the class mix
 alone moves. With --data runs/emoji_fine
