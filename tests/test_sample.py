@@ -267,7 +267,8 @@ def class_data(tmp_path):
 
 @pytest.mark.parametrize("options", [{}, {"mirror": True, "disc": {**TINY_D, "recon": 1.0}},
                                      {"projected_weight": 0.5, "disc": {**TINY_D, "recon": 1.0}},
-                                     {"coverage_weight": 1.0, "coverage_pool": 3}])
+                                     {"coverage_weight": 1.0, "coverage_pool": 3},
+                                     {"lecam_weight": 0.3, "lecam_decay": 0.5}])
 def test_sample_training_resumes_exactly(class_data, tmp_path, options):
     cfg = TrainConfig(**{"task": "sample", "data": [str(class_data)], "model": TINY_G, "disc": TINY_D, "steps": 6,
                          "batch": 4, "warmup": 2, "eval_every": 3, "eval_images": 5, "r1_gamma": 1.0,
@@ -295,6 +296,7 @@ def test_sample_training_resumes_exactly(class_data, tmp_path, options):
     assert any("d_recon" in r for r in logged) == ("disc" in options)
     assert any("dp_real" in r and "g_proj" in r for r in logged) == ("projected_weight" in options)
     assert any("cover_l1" in r for r in logged) == ("coverage_weight" in options)
+    assert any("lecam" in r for r in logged) == ("lecam_weight" in options)
     info = checkpoints.read_model_info(tmp_path / "a" / "best.safetensors")
     assert info.task == "sample" and info.provenance["classes"] == ["a", "b"]
 
@@ -603,3 +605,37 @@ def test_coverage_size_compares_average_pooled_images(class_data):
     assert pooled < full  # details the pooled term no longer asks for
     with pytest.raises(ValueError, match="coverage_size"):
         TrainConfig(task="sample", data=[str(class_data)], coverage_size=-1)
+
+
+def test_lecam_term_pulls_d_outputs_toward_the_other_sides_moving_average(class_data):
+    cfg = TrainConfig(task="sample", data=[str(class_data)], model=TINY_G, disc=TINY_D, batch=4, eval_images=0,
+                      lecam_weight=0.5, lecam_decay=0.75, diffaugment="")
+    task = SampleTask(cfg, CPU, log=lambda m: None)
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0])
+    # the first call starts the averages at this step's means (real 1, fake 0)
+    reg = task._lecam(real, fake)
+    assert task.lecam_avg == [1.0, 0.0]
+    assert reg.item() == pytest.approx((2.0**2 + 0) / 2 + (2.0**2 + 0) / 2)  # relu(real - 0)^2, relu(1 - fake)^2
+    # then a moving average: 0.75 old + 0.25 new
+    task._lecam(torch.tensor([3.0, 3.0]), torch.tensor([-2.0, -2.0]))
+    assert task.lecam_avg == pytest.approx([1.5, -0.5])
+    # outputs on the right side of the other average cost nothing
+    assert task._lecam(torch.tensor([-5.0]), torch.tensor([9.0])).item() == 0.0
+    # D's loss carries weight x the term, and the averages survive a checkpoint of the task's state
+    model = models.build("gan_gen", {**TINY_G, "channels": 3, "num_classes": 2})
+    disc = models.build("gan_disc", {**TINY_D, "image_size": 16, "channels": 3, "num_classes": 2}).eval()
+    torch.manual_seed(0)
+    batch = task.next_batch()
+    fake_img = task.generate(model, batch).detach()
+    before = list(task.lecam_avg)
+    loss, logs = task.d_loss(fake_img, batch, disc)
+    task.lecam_avg = before
+    plain = TrainConfig(task="sample", data=[str(class_data)], model=TINY_G, disc=TINY_D, batch=4, eval_images=0,
+                        diffaugment="")
+    base, _ = SampleTask(plain, CPU, log=lambda m: None).d_loss(fake_img, batch, disc)
+    assert logs["lecam"] > 0 and torch.allclose(loss - base, torch.tensor(0.5 * logs["lecam"]), atol=1e-5)
+    other = SampleTask(cfg, CPU, log=lambda m: None)
+    other.load_state_dict(json.loads(json.dumps(task.state_dict())))
+    assert other.lecam_avg == task.lecam_avg
+    with pytest.raises(ValueError, match="lecam"):
+        TrainConfig(task="sample", data=[str(class_data)], lecam_decay=1.0)

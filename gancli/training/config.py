@@ -55,6 +55,10 @@ class TrainConfig:
     #                               nearest of coverage_pool samples of the image's class (16x16 pixels) is pulled to
     #                               it by an L1 loss of this weight, so that every training image has a sample near
     #                               it (against mode collapse and blob-like samples on small data); 0: off
+    lecam_weight: float = 0.0  # sample: LeCam regularisation (Tseng et al. 2021, for GANs on limited data): D's outputs
+    #                            on real images are pulled toward the moving average of its outputs on fakes and vice
+    #                            versa, w * (mean(relu(D(x) - avg_fake)^2) + mean(relu(avg_real - D(G(z)))^2)); 0: off
+    lecam_decay: float = 0.99  # sample: decay of those moving averages (one update a step)
     coverage_pool: int = 8  # sample: candidate latents drawn per real image for that nearest-sample search
     coverage_size: int = 0  # sample: the side to which the matched sample and its real image are average-pooled
     #                         before that L1 (e.g. 16: the term then asks for each image's layout and colours and
@@ -70,6 +74,9 @@ class TrainConfig:
             raise ValueError(f"eval_images must be 0 or more, got {self.eval_images}")
         if self.coverage_pool < 1:
             raise ValueError(f"coverage_pool must be 1 or more, got {self.coverage_pool}")
+        if self.lecam_weight < 0 or not 0 <= self.lecam_decay < 1:
+            raise ValueError(f"lecam_weight must be 0 or more and lecam_decay in [0, 1), got {self.lecam_weight} and "
+                             f"{self.lecam_decay}")
         if self.coverage_size < 0:
             raise ValueError(f"coverage_size must be 0 (full resolution) or more, got {self.coverage_size}")
         if not self.arch:

@@ -2,7 +2,8 @@
 
 Generator and discriminator from gancli.models.gan; hinge loss; R1 penalty on real images every R1_EVERY steps
 (lazy, weighted up to match); DiffAugment on everything D sees; optionally a mode-seeking term (`diversity_weight`),
-a coverage term (`coverage_weight`: IMLE's nearest-sample loss, as in Inclusive GAN), a second discriminator on
+a coverage term (`coverage_weight`: IMLE's nearest-sample loss, as in Inclusive GAN), LeCam regularisation of D
+(`lecam_weight`), a second discriminator on
 frozen ImageNet features (`projected_weight`, gancli.training.projected) and, with a minibatch-std discriminator
 (`disc.mbstd`), batches laid out so that each std group holds one class. The engine's EMA generator is what is
 evaluated, exported and sampled. Evaluation (fast enough to run during training, not the benchmark): a Fréchet
@@ -156,6 +157,7 @@ class SampleTask:
         self.policy = diffaug.parse_policy(cfg.diffaugment)
         self.latent_dim = self.model.config.latent_dim
         self.steps_done = 0
+        self.lecam_avg: list[float] | None = None  # moving averages of D's mean output on [real, fake] images
         self._fit_pca()
 
     # ------------------------------------------------------------------------------------------------- data
@@ -168,10 +170,14 @@ class SampleTask:
         return batch
 
     def state_dict(self) -> dict:
-        return {"steps_done": self.steps_done}
+        out = {"steps_done": self.steps_done}
+        if self.lecam_avg is not None:
+            out["lecam_avg"] = list(self.lecam_avg)
+        return out
 
     def load_state_dict(self, state: dict) -> None:
         self.steps_done = int(state["steps_done"])
+        self.lecam_avg = [float(v) for v in state["lecam_avg"]] if "lecam_avg" in state else None
 
     def reseed(self, seed: int) -> None:
         self.sampler.reseed(seed)
@@ -261,6 +267,10 @@ class SampleTask:
         if recon_w > 0:
             loss = loss + recon_w * recon
             logs["d_recon"] = recon.item()
+        if self.cfg.lecam_weight > 0:
+            reg = self._lecam(real, fake_s)
+            loss = loss + self.cfg.lecam_weight * reg
+            logs["lecam"] = reg.item()
         if lazy_r1:
             (grad,) = torch.autograd.grad(real.sum(), real_in, create_graph=True)
             r1 = grad.pow(2).flatten(1).sum(1).mean()
@@ -268,6 +278,19 @@ class SampleTask:
             logs["r1"] = r1.item()
         self.steps_done += 1
         return loss, logs
+
+    def _lecam(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """LeCam's term: D's outputs on real images above the moving average of its outputs on fakes, and on fakes
+        below that of reals, are penalised quadratically; the averages take this step's means first (the first step
+        starts them)."""
+        means = [real.detach().mean().item(), fake.detach().mean().item()]
+        if self.lecam_avg is None:
+            self.lecam_avg = means
+        else:
+            d = self.cfg.lecam_decay
+            self.lecam_avg = [d * a + (1 - d) * m for a, m in zip(self.lecam_avg, means, strict=True)]
+        avg_real, avg_fake = self.lecam_avg
+        return F.relu(real - avg_fake).pow(2).mean() + F.relu(avg_real - fake).pow(2).mean()
 
     # ------------------------------------------------------------------------------------------- evaluation
     def _fit_pca(self) -> None:
