@@ -621,13 +621,14 @@ def test_lecam_term_pulls_d_outputs_toward_the_other_sides_moving_average(class_
     assert task.lecam_avg == pytest.approx([1.5, -0.5])
     # outputs on the right side of the other average cost nothing
     assert task._lecam(torch.tensor([-5.0]), torch.tensor([9.0])).item() == 0.0
-    # D's loss carries weight x the term, and the averages survive a checkpoint of the task's state
+    # D's loss carries weight x the term (averages far apart, so that D's small outputs cross them), and the
+    # averages survive a checkpoint of the task's state
+    torch.manual_seed(0)
     model = models.build("gan_gen", {**TINY_G, "channels": 3, "num_classes": 2})
     disc = models.build("gan_disc", {**TINY_D, "image_size": 16, "channels": 3, "num_classes": 2}).eval()
-    torch.manual_seed(0)
     batch = task.next_batch()
     fake_img = task.generate(model, batch).detach()
-    before = list(task.lecam_avg)
+    task.lecam_avg = before = [5.0, -5.0]
     loss, logs = task.d_loss(fake_img, batch, disc)
     task.lecam_avg = before
     plain = TrainConfig(task="sample", data=[str(class_data)], model=TINY_G, disc=TINY_D, batch=4, eval_images=0,
