@@ -613,14 +613,14 @@ def test_lecam_term_pulls_d_outputs_toward_the_other_sides_moving_average(class_
     task = SampleTask(cfg, CPU, log=lambda m: None)
     real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0])
     # the first call starts the averages at this step's means (real 1, fake 0)
-    reg = task._lecam(real, fake)
+    reg = task._lecam(real, fake, 1.0, 0.0)
     assert task.lecam_avg == [1.0, 0.0]
     assert reg.item() == pytest.approx((2.0**2 + 0) / 2 + (2.0**2 + 0) / 2)  # relu(real - 0)^2, relu(1 - fake)^2
     # then a moving average: 0.75 old + 0.25 new
-    task._lecam(torch.tensor([3.0, 3.0]), torch.tensor([-2.0, -2.0]))
+    task._lecam(torch.tensor([3.0, 3.0]), torch.tensor([-2.0, -2.0]), 3.0, -2.0)
     assert task.lecam_avg == pytest.approx([1.5, -0.5])
     # outputs on the right side of the other average cost nothing
-    assert task._lecam(torch.tensor([-5.0]), torch.tensor([9.0])).item() == 0.0
+    assert task._lecam(torch.tensor([-5.0]), torch.tensor([9.0]), -5.0, 9.0).item() == 0.0
     # D's loss carries weight x the term (averages far apart, so that D's small outputs cross them), and the
     # averages survive a checkpoint of the task's state
     torch.manual_seed(0)

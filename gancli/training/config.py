@@ -55,14 +55,14 @@ class TrainConfig:
     #                               nearest of coverage_pool samples of the image's class (16x16 pixels) is pulled to
     #                               it by an L1 loss of this weight, so that every training image has a sample near
     #                               it (against mode collapse and blob-like samples on small data); 0: off
-    lecam_weight: float = 0.0  # sample: LeCam regularisation (Tseng et al. 2021, for GANs on limited data): D's outputs
-    #                            on real images are pulled toward the moving average of its outputs on fakes and vice
-    #                            versa, w * (mean(relu(D(x) - avg_fake)^2) + mean(relu(avg_real - D(G(z)))^2)); 0: off
-    lecam_decay: float = 0.99  # sample: decay of those moving averages (one update a step)
     coverage_pool: int = 8  # sample: candidate latents drawn per real image for that nearest-sample search
     coverage_size: int = 0  # sample: the side to which the matched sample and its real image are average-pooled
     #                         before that L1 (e.g. 16: the term then asks for each image's layout and colours and
     #                         leaves its details to the discriminator); 0: full resolution
+    lecam_weight: float = 0.0  # sample: LeCam regularisation (Tseng et al. 2021, for GANs on limited data): D's outputs
+    #                            on real images are pulled toward the moving average of its outputs on fakes and vice
+    #                            versa, w * (mean(relu(D(x) - avg_fake)^2) + mean(relu(avg_real - D(G(z)))^2)); 0: off
+    lecam_decay: float = 0.99  # sample: decay of those moving averages (one update a step)
     mirror: bool = False  # sample: half the real images flipped left-right (StyleGAN2-ADA's --mirror: twice the data
     #                       where a mirrored picture is as valid, e.g. emoji; not for digits or text)
     eval_images: int = 1000  # sample: images held out for the in-run Fréchet distance (0: none, compare with the

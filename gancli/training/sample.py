@@ -1,15 +1,14 @@
 """The sample task for the trainer: an unconditional (or class-conditional) GAN on a set of whole images.
 
-Generator and discriminator from gancli.models.gan; hinge loss; R1 penalty on real images every R1_EVERY steps
-(lazy, weighted up to match); DiffAugment on everything D sees; optionally a mode-seeking term (`diversity_weight`),
-a coverage term (`coverage_weight`: IMLE's nearest-sample loss, as in Inclusive GAN), LeCam regularisation of D
-(`lecam_weight`), a second discriminator on
-frozen ImageNet features (`projected_weight`, gancli.training.projected) and, with a minibatch-std discriminator
-(`disc.mbstd`), batches laid out so that each std group holds one class. The engine's EMA generator is what is
-evaluated, exported and sampled. Evaluation (fast enough to run during training, not the benchmark): a Fréchet
-distance between EMA samples and held-out real images in a 64-dimensional PCA space of pixels fitted on the real
-images, and diversity ratios (mean pairwise distance of samples / of real images; overall and, for class-conditional
-models, within a class) whose collapse warns of mode collapse.
+Generator and discriminator from gancli.models.gan; hinge loss; R1 penalty on real images every R1_EVERY steps (lazy,
+weighted up to match); DiffAugment on everything D sees; optionally a mode-seeking term (`diversity_weight`), a coverage
+term (`coverage_weight`: IMLE's nearest-sample loss, as in Inclusive GAN), LeCam regularisation of D (`lecam_weight`), a
+second discriminator on frozen ImageNet features (`projected_weight`, gancli.training.projected) and, with a
+minibatch-std discriminator (`disc.mbstd`), batches laid out so that each std group holds one class. The engine's EMA
+generator is what is evaluated, exported and sampled. Evaluation (fast enough to run during training, not the
+benchmark): a Fréchet distance between EMA samples and held-out real images in a 64-dimensional PCA space of pixels
+fitted on the real images, and diversity ratios (mean pairwise distance of samples / of real images; overall and, for
+class-conditional models, within a class) whose collapse warns of mode collapse.
 """
 
 from __future__ import annotations
@@ -268,7 +267,7 @@ class SampleTask:
             loss = loss + recon_w * recon
             logs["d_recon"] = recon.item()
         if self.cfg.lecam_weight > 0:
-            reg = self._lecam(real, fake_s)
+            reg = self._lecam(real, fake_s, logs["d_real"], logs["d_fake"])
             loss = loss + self.cfg.lecam_weight * reg
             logs["lecam"] = reg.item()
         if lazy_r1:
@@ -279,11 +278,11 @@ class SampleTask:
         self.steps_done += 1
         return loss, logs
 
-    def _lecam(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def _lecam(self, real: torch.Tensor, fake: torch.Tensor, real_mean: float, fake_mean: float) -> torch.Tensor:
         """LeCam's term: D's outputs on real images above the moving average of its outputs on fakes, and on fakes
-        below that of reals, are penalised quadratically; the averages take this step's means first (the first step
-        starts them)."""
-        means = [real.detach().mean().item(), fake.detach().mean().item()]
+        below that of reals, are penalised quadratically; the averages take this step's means (already logged, so no
+        second device sync) first (the first step starts them)."""
+        means = [real_mean, fake_mean]
         if self.lecam_avg is None:
             self.lecam_avg = means
         else:
