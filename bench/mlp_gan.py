@@ -20,14 +20,20 @@ the same MLPs, only the image layer widened to H x W x C (784 -> 16384 for 64x64
     python bench/mlp_gan.py --cpu-minutes 60 --threads 1 --data runs/emoji_data --size 64 \
         --out bench/out/mlp_gan_emoji.safetensors             # 64x64 RGBA emoji (bench/emoji_set.py)
     python bench/mlp_gan.py --minutes 0.3 --threads 1         # smoke test
+
+A long run can be split into slices: SIGTERM or Ctrl-C saves the loop's whole state to OUT with the suffix
+.ckpt.pt (it is also saved every 5 minutes of the clock), and the same command run again resumes from it with the
+minutes already spent counted against the budget; the checkpoint is deleted when the run completes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +56,7 @@ SIDE = 28
 BATCH = 64
 SEED = 0
 LOG_EVERY_S = 10.0
+CHECKPOINT_EVERY_S = 300.0
 
 
 def load_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -125,10 +132,19 @@ def load_generator(path: str | Path) -> MLPGenerator:
     return g.eval().requires_grad_(False)
 
 
-def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False, seed: int = SEED
-          ) -> tuple[MLPGenerator, int, float]:
+def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False, seed: int = SEED,
+          checkpoint: Path | None = None, checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+          stop: Callable[[], bool] = lambda: False, max_steps: int | None = None
+          ) -> tuple[MLPGenerator, int, float, bool]:
     """Train for `minutes` of wall time (cpu=True: of this process's CPU time, every thread counted) on (N, 28, 28)
-    or (N, H, W, C) uint8 images. Returns (generator, steps, seconds of that clock)."""
+    or (N, H, W, C) uint8 images. Returns (generator, steps, seconds of that clock, finished).
+
+    checkpoint: a file holding the whole loop's state (both nets, both optimisers, the random generators, the place
+    in the epoch, the steps and the seconds spent), written every `checkpoint_every_s` seconds of the clock and when
+    `stop()` turns true; when it exists the run resumes from it and the budget counts the seconds already spent, so a
+    run split into slices trains the same steps as one unbroken run (the step count still depends on the clock).
+    finished is False when stop() ended the run early (the checkpoint is saved: run again to go on). max_steps: stop
+    at that many steps even inside the budget (tests)."""
     if len(images) < BATCH:
         raise ValueError(f"the MLP GAN draws batches of {BATCH}: need at least {BATCH} images, got {len(images)}")
     clock = time.process_time if cpu else time.perf_counter
@@ -141,10 +157,37 @@ def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False, seed
     opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
     ones, zeros = torch.ones(BATCH), torch.zeros(BATCH)
-    order, pos, steps = rng.permutation(len(data)), 0, 0
-    start = last_log = clock()
-    last_steps, deadline = 0, start + minutes * 60
-    while clock() < deadline:
+    order, pos, steps, spent = rng.permutation(len(data)), 0, 0, 0.0
+    run_key = {"seed": seed, "shape": list(shape), "images": len(images), "clock": "cpu" if cpu else "wall",
+               "minutes": minutes}
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        if state["run"] != run_key:
+            raise ValueError(f"{checkpoint}: a checkpoint of another run ({state['run']}, this one {run_key}): "
+                             "delete it or give another --out")
+        g.load_state_dict(state["g"])
+        d.load_state_dict(state["d"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = state["np_rng"]
+        order, pos, steps, spent = state["order"], state["pos"], state["steps"], state["spent"]
+        log(f"resumed {checkpoint} at step {steps}, {spent / 60:.1f} of {minutes} minutes spent")
+
+    def save_checkpoint() -> None:
+        state = {"run": run_key, "g": g.state_dict(), "d": d.state_dict(), "opt_g": opt_g.state_dict(),
+                 "opt_d": opt_d.state_dict(), "torch_rng": torch.get_rng_state(), "np_rng": rng.bit_generator.state,
+                 "order": order, "pos": pos, "steps": steps, "spent": spent + clock() - start}
+        with atomic_path(checkpoint) as tmp:
+            torch.save(state, tmp)
+
+    start = last_log = last_save = clock()
+    last_steps, deadline = steps, start + minutes * 60 - spent
+    finished = True
+    while clock() < deadline and (max_steps is None or steps < max_steps):
+        if stop():
+            finished = False
+            break
         if pos + BATCH > len(order):
             order, pos = rng.permutation(len(data)), 0
         real = data[order[pos : pos + BATCH]]
@@ -164,7 +207,12 @@ def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False, seed
             log(f"step {steps}: {(steps - last_steps) / (now - last_log):.1f} steps/s, loss D {loss_d.item():.3f}"
                 f" G {loss_g.item():.3f}")
             last_log, last_steps = now, steps
-    return g.eval().requires_grad_(False), steps, clock() - start
+        if checkpoint is not None and now - last_save >= checkpoint_every_s:
+            save_checkpoint()
+            last_save = now
+    if checkpoint is not None and not finished:
+        save_checkpoint()
+    return g.eval().requires_grad_(False), steps, spent + clock() - start, finished
 
 
 def main() -> None:
@@ -188,15 +236,28 @@ def main() -> None:
     print(f"{machine()}; {len(images)} training images from {args.data}", file=sys.stderr)
     cpu = args.cpu_minutes is not None
     budget = args.cpu_minutes if cpu else args.minutes
-    g, steps, seconds = train(images, budget, log=lambda s: print(s, file=sys.stderr), cpu=cpu, seed=args.seed)
+    checkpoint = args.out.with_suffix(".ckpt.pt")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    stopping: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, frame: stopping.append(number))
+    try:
+        g, steps, seconds, finished = train(images, budget, log=lambda s: print(s, file=sys.stderr), cpu=cpu,
+                                            seed=args.seed, checkpoint=checkpoint, stop=lambda: bool(stopping))
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    if not finished:
+        print(f"interrupted by signal {stopping[0]} at step {steps} ({seconds / 60:.1f} of {budget} minutes): "
+              f"state saved in {checkpoint}, rerun the same command to go on", file=sys.stderr)
+        sys.exit(128 + stopping[0])
     info = {"data": str(args.data), "clock": "cpu" if cpu else "wall",
             "minutes": budget, "threads": threads, "steps": steps,
             "seconds": round(seconds, 1), "steps_per_s": round(steps / seconds, 2), "batch": BATCH, "seed": args.seed,
             "shape": list(g.shape),
             "machine": machine()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     save_generator(g, args.out, info)
     args.out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    checkpoint.unlink(missing_ok=True)  # the run is complete: a rerun starts a new one
     print(json.dumps(info))
 
 

@@ -58,7 +58,7 @@ def test_mnist_loads_when_present():
 def test_mlp_gan_trains_saves_and_loads(tmp_path):
     torch.set_num_threads(1)
     x, _ = digits(256)
-    g, steps, _ = mlp_gan.train(x, minutes=0.01, log=lambda s: None)
+    g, steps, _, _ = mlp_gan.train(x, minutes=0.01, log=lambda s: None)
     assert steps > 0
     path = tmp_path / "g.safetensors"
     mlp_gan.save_generator(g, path, {"steps": steps})
@@ -66,6 +66,25 @@ def test_mlp_gan_trains_saves_and_loads(tmp_path):
     assert drawn.images.shape == (20, 28, 28) and drawn.images.dtype == np.uint8 and drawn.asked is None
     with pytest.raises(ValueError, match="not a generator"):
         mlp_gan.load_generator(_gancli_model(tmp_path))
+
+
+def test_mlp_gan_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+    torch.set_num_threads(1)
+    x, _ = digits(200)  # 3 batches an epoch: the slices cross an epoch's reshuffle
+    whole, steps, _, finished = mlp_gan.train(x, minutes=5, log=lambda s: None, max_steps=7)
+    assert (steps, finished) == (7, True)
+    ckpt = tmp_path / "run.ckpt.pt"
+    calls = []
+    _, steps, spent, finished = mlp_gan.train(x, minutes=5, log=lambda s: None, checkpoint=ckpt,
+                                              stop=lambda: calls.append(1) or len(calls) > 4)
+    assert (steps, finished) == (4, False) and ckpt.exists() and spent > 0
+    logged = []
+    sliced, steps, total, finished = mlp_gan.train(x, minutes=5, log=logged.append, checkpoint=ckpt, max_steps=7)
+    assert (steps, finished) == (7, True) and total > spent and "at step 4" in logged[0]
+    for a, b in zip(whole.state_dict().values(), sliced.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="another run"):
+        mlp_gan.train(x, minutes=5, log=lambda s: None, checkpoint=ckpt, seed=1, max_steps=8)
 
 
 def _gancli_model(tmp_path, classes: int = 10) -> Path:
@@ -118,7 +137,7 @@ def test_mlp_gan_widens_to_rgba_and_the_emoji_metrics_behave(tmp_path):
     rng = np.random.default_rng(0)
     x = np.zeros((64, 64, 64, 4), np.uint8)
     x[:, 16:48, 16:48] = 255  # opaque white squares on transparency
-    g, steps, _ = mlp_gan.train(x, minutes=0.01, log=lambda s: None)
+    g, steps, _, _ = mlp_gan.train(x, minutes=0.01, log=lambda s: None)
     path = tmp_path / "g.safetensors"
     mlp_gan.save_generator(g, path, {"steps": steps})
     assert mlp_gan.load_generator(path).shape == (64, 64, 4)
@@ -126,7 +145,7 @@ def test_mlp_gan_widens_to_rgba_and_the_emoji_metrics_behave(tmp_path):
     assert drawn.images.shape == (12, 64, 64, 4) and drawn.images.dtype == np.uint8
     with pytest.raises(ValueError, match="64x64x4"):
         x28, _ = digits(64)
-        g28, _, _ = mlp_gan.train(x28, minutes=0.005, log=lambda s: None)
+        g28, _, _, _ = mlp_gan.train(x28, minutes=0.005, log=lambda s: None)
         mlp_gan.save_generator(g28, tmp_path / "g28.safetensors", {})
         eq.draw_mlp(tmp_path / "g28.safetensors", "mlp", 4)
     a = rng.normal(size=(200, 8))
