@@ -46,6 +46,8 @@ Metrics:
               same denominator, and their share (the real row: each class's images, leave-one-out). Twemoji's
               smileys sit closer together than its animals, so a model that draws only smileys reads a lower NN
               ratio without being any closer to the data: compare class by class.
+  third table (class-conditional models): for the samples asked for each class, the shares the probe reads them as
+              (a row of the confusion matrix: where the label acc is lost) and their NN ratio.
   local NN ratio  per sample, its distance to the nearest training image r divided by r's own nearest-other
               distance (Alaa et al. 2022's authenticity test), median ± bootstrap standard deviation: the NN ratio
               against the data's local spacing, so the class mix does not move it. Far below 1: copies.
@@ -283,6 +285,19 @@ def memorisation_row(f: np.ndarray, real: np.ndarray, preds: np.ndarray, classes
             "precision": round(precision, 4), "recall": round(recall, 4)}
 
 
+def asked_row(f: np.ndarray, real: np.ndarray, preds: np.ndarray, asked: np.ndarray, classes: int,
+              real_nn: float) -> dict:
+    """Class-conditional models, by the class each sample was asked for: the shares the probe reads it as (a row of
+    the confusion matrix) and the NN ratio of those samples (None for a class never asked)."""
+    read, nn_ratio = [], []
+    nn = nearest(f, real)
+    for c in range(classes):
+        m = asked == c
+        read.append([round(float((preds[m] == k).mean()), 4) for k in range(classes)] if m.any() else None)
+        nn_ratio.append(round(float(np.median(nn[m])) / real_nn, 4) if m.any() else None)
+    return {"read_as": read, "nn_ratio": nn_ratio}
+
+
 def twemoji_row(f: np.ndarray, real: np.ndarray) -> dict:
     kids = kid_subsets(f, real)
     return {"tw_fd": round(frechet_distance(f, real), 3), "tw_kid_x1000": round(1000 * float(kids.mean()), 3),
@@ -497,6 +512,8 @@ def main() -> None:
             "nn_ratio": round(float(np.median(nn := nearest(f, real_f))) / real_nn, 4),
             "nn_ratio_std": round(bootstrap_median_std(nn) / real_nn, 4),
             "memorisation": memorisation_row(f, real_f, preds, classes, real_nn),
+            "by_asked": (asked_row(f, real_f, preds, d.asked, classes, real_nn)
+                         if d.asked is not None and d.classes == classes else None),
             "pixel_fd": round(pixels.distance(d.images), 2),
             **twemoji_row(tw(d.images), tw_real),
             "samples_per_s": round(len(d.images) / d.seconds, 1),
@@ -535,6 +552,14 @@ def main() -> None:
         lines.append(f"| {r['method']} | {r['nn_ratio']:.3f} | {split} | "
                      f"{m['local_nn_ratio']:.3f} ± {m['local_nn_ratio_std']:.3f} | {m['precision']:.3f} | "
                      f"{m['recall']:.3f} |")
+    asked_rows = [r for r in rows if r.get("by_asked")]
+    if asked_rows:
+        lines += ["", "| method | " + " | ".join(f"asked {c}: read as {' / '.join(names)}, NN ratio" for c in names)
+                  + " |", "|---|" + "---|" * classes]
+        for r in asked_rows:
+            cells = ["-" if read is None else " / ".join(f"{100 * x:.0f} %" for x in read) + f", {nn:.3f}"
+                     for read, nn in zip(r["by_asked"]["read_as"], r["by_asked"]["nn_ratio"], strict=True)]
+            lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -283,6 +283,19 @@ def test_memorisation_metrics_see_through_a_collapse_onto_the_dense_class():
     assert floor["class_nn_ratio"][0] < 1 < floor["class_nn_ratio"][1]
 
 
+def test_asked_row_shows_which_asked_class_is_misread():
+    # class 0 a tight cluster at 0, class 1 a spread cluster at 5; samples asked for class 1 half drawn as class 0
+    rng = np.random.default_rng(0)
+    real = np.concatenate([rng.normal(0, 0.2, (100, 6)), rng.normal(5, 1.0, (100, 6))])
+    real_nn = float(np.median(eq.nearest(real, real, exclude_self=True)))
+    f = np.concatenate([rng.normal(0, 0.2, (100, 6)), rng.normal(0, 0.2, (50, 6)), rng.normal(5, 1.0, (50, 6))])
+    asked = np.repeat([0, 1], 100)
+    preds = np.array([0] * 150 + [1] * 50)
+    row = eq.asked_row(f, real, preds, asked, 3, real_nn)
+    assert row["read_as"][:2] == [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]] and row["read_as"][2] is None
+    assert row["nn_ratio"][2] is None and row["nn_ratio"][0] < row["nn_ratio"][1]
+
+
 def test_emoji_bench_draws_a_family_of_classes_or_the_data_mix(tmp_path):
     """--label FAMILY takes the classes FAMILY-1, FAMILY-2, ... in turn (as gancli sample); --mix data the data's
     class shares."""
