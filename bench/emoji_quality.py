@@ -285,12 +285,11 @@ def memorisation_row(f: np.ndarray, real: np.ndarray, preds: np.ndarray, classes
             "precision": round(precision, 4), "recall": round(recall, 4)}
 
 
-def asked_row(f: np.ndarray, real: np.ndarray, preds: np.ndarray, asked: np.ndarray, classes: int,
-              real_nn: float) -> dict:
+def asked_row(nn: np.ndarray, preds: np.ndarray, asked: np.ndarray, classes: int, real_nn: float) -> dict:
     """Class-conditional models, by the class each sample was asked for: the shares the probe reads it as (a row of
-    the confusion matrix) and the NN ratio of those samples (None for a class never asked)."""
+    the confusion matrix) and the NN ratio of those samples (None for a class never asked); nn: each sample's
+    distance to its nearest training image."""
     read, nn_ratio = [], []
-    nn = nearest(f, real)
     for c in range(classes):
         m = asked == c
         read.append([round(float((preds[m] == k).mean()), 4) for k in range(classes)] if m.any() else None)
@@ -512,7 +511,7 @@ def main() -> None:
             "nn_ratio": round(float(np.median(nn := nearest(f, real_f))) / real_nn, 4),
             "nn_ratio_std": round(bootstrap_median_std(nn) / real_nn, 4),
             "memorisation": memorisation_row(f, real_f, preds, classes, real_nn),
-            "by_asked": (asked_row(f, real_f, preds, d.asked, classes, real_nn)
+            "by_asked": (asked_row(nn, preds, d.asked, classes, real_nn)
                          if d.asked is not None and d.classes == classes else None),
             "pixel_fd": round(pixels.distance(d.images), 2),
             **twemoji_row(tw(d.images), tw_real),

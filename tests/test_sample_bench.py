@@ -291,7 +291,7 @@ def test_asked_row_shows_which_asked_class_is_misread():
     f = np.concatenate([rng.normal(0, 0.2, (100, 6)), rng.normal(0, 0.2, (50, 6)), rng.normal(5, 1.0, (50, 6))])
     asked = np.repeat([0, 1], 100)
     preds = np.array([0] * 150 + [1] * 50)
-    row = eq.asked_row(f, real, preds, asked, 3, real_nn)
+    row = eq.asked_row(eq.nearest(f, real), preds, asked, 3, real_nn)
     assert row["read_as"][:2] == [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]] and row["read_as"][2] is None
     assert row["nn_ratio"][2] is None and row["nn_ratio"][0] < row["nn_ratio"][1]
 
