@@ -24,6 +24,10 @@ the same MLPs, only the image layer widened to H x W x C (784 -> 16384 for 64x64
 A long run can be split into slices: SIGTERM or Ctrl-C saves the loop's whole state to OUT with the suffix
 .ckpt.pt (it is also saved every 5 minutes of the clock), and the same command run again resumes from it with the
 minutes already spent counted against the budget; the checkpoint is deleted when the run completes.
+`--snapshots 98,136` also writes the generator as it stands when the clock passes each of those minutes, beside OUT
+(mlp_gan_emoji-98min.safetensors and its .json): nothing in the loop depends on the budget (a fixed learning rate, no
+schedule), so a snapshot at M minutes is the model a run of M minutes would have ended with, and one long run gives
+the baseline at every budget it passes (the step count at M still depends on the clock, as for a separate run).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +138,8 @@ def load_generator(path: str | Path) -> MLPGenerator:
 
 def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False, seed: int = SEED,
           checkpoint: Path | None = None, checkpoint_every_s: float = CHECKPOINT_EVERY_S,
-          stop: Callable[[], bool] = lambda: False, max_steps: int | None = None
+          stop: Callable[[], bool] = lambda: False, max_steps: int | None = None,
+          snapshots: Sequence[float] = (), on_snapshot: Callable[[float, MLPGenerator, int, float], None] | None = None
           ) -> tuple[MLPGenerator, int, float, bool]:
     """Train for `minutes` of wall time (cpu=True: of this process's CPU time, every thread counted) on (N, 28, 28)
     or (N, H, W, C) uint8 images. Returns (generator, steps, seconds of that clock, finished).
@@ -144,7 +149,9 @@ def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False, seed
     `stop()` turns true; when it exists the run resumes from it and the budget counts the seconds already spent, so a
     run split into slices trains the same steps as one unbroken run (the step count still depends on the clock).
     finished is False when stop() ended the run early (the checkpoint is saved: run again to go on). max_steps: stop
-    at that many steps even inside the budget (tests)."""
+    at that many steps even inside the budget (tests). snapshots: minutes of the clock at which
+    on_snapshot(minutes, generator, steps, seconds) is called, after the first step that reaches each (those already
+    passed when a run resumes were taken by the earlier slice and are not repeated)."""
     if len(images) < BATCH:
         raise ValueError(f"the MLP GAN draws batches of {BATCH}: need at least {BATCH} images, got {len(images)}")
     clock = time.process_time if cpu else time.perf_counter
@@ -183,6 +190,7 @@ def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False, seed
 
     start = last_log = last_save = clock()
     last_steps, deadline = steps, start + minutes * 60 - spent
+    pending = sorted(m for m in snapshots if m * 60 > spent)
     finished = True
     while clock() < deadline and (max_steps is None or steps < max_steps):
         if stop():
@@ -203,6 +211,8 @@ def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False, seed
         opt_g.step()
         steps += 1
         now = clock()
+        while pending and spent + now - start >= pending[0] * 60 and on_snapshot is not None:
+            on_snapshot(pending.pop(0), g, steps, spent + now - start)
         if now - last_log >= LOG_EVERY_S:
             log(f"step {steps}: {(steps - last_steps) / (now - last_log):.1f} steps/s, loss D {loss_d.item():.3f}"
                 f" G {loss_g.item():.3f}")
@@ -227,6 +237,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64, help="side for a folder of images (padded, as image_fit pad)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "mlp_gan.safetensors")
     ap.add_argument("--seed", type=int, default=SEED, help="another seed: a second run, for run-to-run spread")
+    ap.add_argument("--snapshots", type=minutes_list, default=[], metavar="M,M,...",
+                    help="also save the generator as it stands at these minutes of the budget's clock, "
+                    "as OUT's name with -Mmin (the baseline at several budgets from one run)")
     args = ap.parse_args()
     threads = devices.set_threads(args.threads)
     if args.data.is_dir() and _find(args.data, "train-images-idx3-ubyte") is None:
@@ -241,24 +254,48 @@ def main() -> None:
     stopping: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, frame: stopping.append(number))
+    def info(steps: int, seconds: float, minutes: float) -> dict:
+        return {"data": str(args.data), "clock": "cpu" if cpu else "wall", "minutes": minutes, "threads": threads,
+                "steps": steps, "seconds": round(seconds, 1), "steps_per_s": round(steps / seconds, 2),
+                "batch": BATCH, "seed": args.seed, "shape": list(images.shape[1:]) if images.ndim == 4
+                else [*images.shape[1:], 1], "machine": machine()}
+
+    def write(g: MLPGenerator, path: Path, about: dict) -> None:
+        save_generator(g, path, about)
+        path.with_suffix(".json").write_text(json.dumps(about, indent=2) + "\n")
+
+    def snapshot(minutes: float, g: MLPGenerator, steps: int, seconds: float) -> None:
+        path = args.out.with_name(f"{args.out.stem}-{minutes:g}min{args.out.suffix}")
+        write(g, path, {**info(steps, seconds, minutes), "snapshot_of": str(args.out)})
+        print(f"snapshot at {minutes:g} minutes, step {steps}: {path}", file=sys.stderr)
+
+    if any(m >= budget for m in args.snapshots):
+        sys.exit(f"error: --snapshots must lie inside the budget of {budget:g} minutes")
     try:
         g, steps, seconds, finished = train(images, budget, log=lambda s: print(s, file=sys.stderr), cpu=cpu,
-                                            seed=args.seed, checkpoint=checkpoint, stop=lambda: bool(stopping))
+                                            seed=args.seed, checkpoint=checkpoint, stop=lambda: bool(stopping),
+                                            snapshots=args.snapshots, on_snapshot=snapshot)
     except ValueError as e:
         sys.exit(f"error: {e}")
     if not finished:
         print(f"interrupted by signal {stopping[0]} at step {steps} ({seconds / 60:.1f} of {budget} minutes): "
               f"state saved in {checkpoint}, rerun the same command to go on", file=sys.stderr)
         sys.exit(128 + stopping[0])
-    info = {"data": str(args.data), "clock": "cpu" if cpu else "wall",
-            "minutes": budget, "threads": threads, "steps": steps,
-            "seconds": round(seconds, 1), "steps_per_s": round(steps / seconds, 2), "batch": BATCH, "seed": args.seed,
-            "shape": list(g.shape),
-            "machine": machine()}
-    save_generator(g, args.out, info)
-    args.out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    about = info(steps, seconds, budget)
+    write(g, args.out, about)
     checkpoint.unlink(missing_ok=True)  # the run is complete: a rerun starts a new one
-    print(json.dumps(info))
+    print(json.dumps(about))
+
+
+def minutes_list(text: str) -> list[float]:
+    """'98,136' -> [98.0, 136.0] (argparse type of --snapshots)."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of minutes: {text!r}") from None
+    if any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"minutes must be positive: {text!r}")
+    return values
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """bench/mlp_gan.py and bench/sample_quality.py on tiny synthetic data (the real data only for the loader check)."""
 
+import argparse
 import gzip
 import struct
 import sys
@@ -85,6 +86,26 @@ def test_mlp_gan_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="another run"):
         mlp_gan.train(x, minutes=5, log=lambda s: None, checkpoint=ckpt, seed=1, max_steps=8)
+
+
+def test_mlp_gan_snapshot_is_the_model_a_shorter_run_ends_with(tmp_path):
+    torch.set_num_threads(1)
+    x, _ = digits(200)
+    short, steps, _, _ = mlp_gan.train(x, minutes=5, log=lambda s: None, max_steps=1)
+    taken = []
+
+    def keep(minutes, g, steps, seconds):
+        taken.append((minutes, steps, {k: v.clone() for k, v in g.state_dict().items()}))
+
+    # 1e-6 minutes (60 microseconds) is reached after the first step; 99 never: the run ends at step 3 first
+    _, steps, _, _ = mlp_gan.train(x, minutes=5, log=lambda s: None, max_steps=3, snapshots=[99, 1e-6],
+                                   on_snapshot=keep)
+    assert steps == 3 and [(m, n) for m, n, _ in taken] == [(1e-6, 1)]
+    for a, b in zip(short.state_dict().values(), taken[0][2].values(), strict=True):
+        assert torch.equal(a, b)
+    assert mlp_gan.minutes_list("98,136") == [98.0, 136.0]
+    with pytest.raises(argparse.ArgumentTypeError):
+        mlp_gan.minutes_list("98,-1")
 
 
 def _gancli_model(tmp_path, classes: int = 10) -> Path:
