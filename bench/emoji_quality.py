@@ -461,7 +461,10 @@ def main() -> None:
     classes = len(names)
     log(f"{machine()}; {len(images)} real images, classes {', '.join(names)}"
         + (f" ({copies} pixel-identical copies of another image left out)" if copies else ""))
-    extract = FeatureExtractor()
+    try:
+        extract = FeatureExtractor()
+    except ValueError as e:  # its weights' packages missing
+        sys.exit(f"error: {e}")
     real = Drawn("real (training images)", images, labels, None, classes)
     real_f = features(extract, images)
     scale = float(np.sqrt(real_f.var(0).mean()))  # every set's features / this: KID's cubic kernel wants O(1) values

@@ -214,7 +214,10 @@ def main() -> None:
             methods.append((label, model_inpainter(path, size)))
 
     images = [(f.stem, np.asarray(Image.open(f).convert("RGB"))) for f in kodak]
-    extract = FeatureExtractor()
+    try:
+        extract = FeatureExtractor()
+    except ValueError as e:  # its weights' packages missing
+        sys.exit(f"error: {e}")
     results = [{"method": name, "bins": {}} for name, _ in methods]
     fractions, floors = {}, {}
     for b in bins:
