@@ -19,15 +19,18 @@ the same MLPs, only the image layer widened to H x W x C (784 -> 16384 for 64x64
     python bench/mlp_gan.py --minutes 30 --data FASHION_IDX_FOLDER --out bench/out/mlp_gan_fashion.safetensors
     python bench/mlp_gan.py --cpu-minutes 60 --threads 1 --data runs/emoji_data --size 64 \
         --out bench/out/mlp_gan_emoji.safetensors             # 64x64 RGBA emoji (bench/emoji_set.py)
+    python bench/mlp_gan.py --cpu-minutes 173 --threads 1 --data runs/emoji_data --size 64 \
+        --out bench/out/mlp_gan_emoji173.safetensors --snapshots 98,136   # + -98min, -136min files
     python bench/mlp_gan.py --minutes 0.3 --threads 1         # smoke test
 
 A long run can be split into slices: SIGTERM or Ctrl-C saves the loop's whole state to OUT with the suffix
 .ckpt.pt (it is also saved every 5 minutes of the clock), and the same command run again resumes from it with the
 minutes already spent counted against the budget; the checkpoint is deleted when the run completes.
 `--snapshots 98,136` also writes the generator as it stands when the clock passes each of those minutes, beside OUT
-(mlp_gan_emoji-98min.safetensors and its .json): nothing in the loop depends on the budget (a fixed learning rate, no
-schedule), so a snapshot at M minutes is the model a run of M minutes would have ended with, and one long run gives
-the baseline at every budget it passes (the step count at M still depends on the clock, as for a separate run).
+(OUT's name with -98min: mlp_gan_emoji173-98min.safetensors and its .json): nothing in the loop depends on the
+budget (a fixed learning rate, no schedule), so a snapshot at M minutes is the model a run of M minutes would have
+ended with, and one long run gives the baseline at every budget it passes (the step count at M still depends on the
+clock, as for a separate run).
 """
 
 from __future__ import annotations
