@@ -257,6 +257,7 @@ def main() -> None:
     stopping: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, frame: stopping.append(number))
+
     def info(steps: int, seconds: float, minutes: float) -> dict:
         return {"data": str(args.data), "clock": "cpu" if cpu else "wall", "minutes": minutes, "threads": threads,
                 "steps": steps, "seconds": round(seconds, 1), "steps_per_s": round(steps / seconds, 2),
