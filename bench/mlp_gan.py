@@ -193,7 +193,7 @@ def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False, seed
 
     start = last_log = last_save = clock()
     last_steps, deadline = steps, start + minutes * 60 - spent
-    pending = sorted(m for m in snapshots if m * 60 > spent)
+    pending = sorted(m for m in snapshots if m * 60 > spent) if on_snapshot is not None else []
     finished = True
     while clock() < deadline and (max_steps is None or steps < max_steps):
         if stop():
@@ -214,7 +214,7 @@ def train(images: np.ndarray, minutes: float, log=print, cpu: bool = False, seed
         opt_g.step()
         steps += 1
         now = clock()
-        while pending and spent + now - start >= pending[0] * 60 and on_snapshot is not None:
+        while pending and spent + now - start >= pending[0] * 60:
             on_snapshot(pending.pop(0), g, steps, spent + now - start)
         if now - last_log >= LOG_EVERY_S:
             log(f"step {steps}: {(steps - last_steps) / (now - last_log):.1f} steps/s, loss D {loss_d.item():.3f}"
@@ -258,11 +258,10 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, frame: stopping.append(number))
 
-    def info(steps: int, seconds: float, minutes: float) -> dict:
+    def info(g: MLPGenerator, steps: int, seconds: float, minutes: float) -> dict:
         return {"data": str(args.data), "clock": "cpu" if cpu else "wall", "minutes": minutes, "threads": threads,
                 "steps": steps, "seconds": round(seconds, 1), "steps_per_s": round(steps / seconds, 2),
-                "batch": BATCH, "seed": args.seed, "shape": list(images.shape[1:]) if images.ndim == 4
-                else [*images.shape[1:], 1], "machine": machine()}
+                "batch": BATCH, "seed": args.seed, "shape": list(g.shape), "machine": machine()}
 
     def write(g: MLPGenerator, path: Path, about: dict) -> None:
         save_generator(g, path, about)
@@ -270,7 +269,7 @@ def main() -> None:
 
     def snapshot(minutes: float, g: MLPGenerator, steps: int, seconds: float) -> None:
         path = args.out.with_name(f"{args.out.stem}-{minutes:g}min{args.out.suffix}")
-        write(g, path, {**info(steps, seconds, minutes), "snapshot_of": str(args.out)})
+        write(g, path, {**info(g, steps, seconds, minutes), "snapshot_of": str(args.out)})
         print(f"snapshot at {minutes:g} minutes, step {steps}: {path}", file=sys.stderr)
 
     if any(m >= budget for m in args.snapshots):
@@ -285,7 +284,7 @@ def main() -> None:
         print(f"interrupted by signal {stopping[0]} at step {steps} ({seconds / 60:.1f} of {budget} minutes): "
               f"state saved in {checkpoint}, rerun the same command to go on", file=sys.stderr)
         sys.exit(128 + stopping[0])
-    about = info(steps, seconds, budget)
+    about = info(g, steps, seconds, budget)
     write(g, args.out, about)
     checkpoint.unlink(missing_ok=True)  # the run is complete: a rerun starts a new one
     print(json.dumps(about))
