@@ -587,6 +587,42 @@ def test_coverage_term_pulls_the_nearest_of_its_class_candidates_to_each_real_im
     assert torch.allclose(d_full, d_own)
 
 
+def test_coverage_pool_0_matches_each_real_image_to_the_batchs_own_sample_of_its_class(class_data):
+    cfg = TrainConfig(task="sample", data=[str(class_data)], model=TINY_G, disc=TINY_D, batch=6, eval_images=0,
+                      coverage_weight=2.0, coverage_pool=0, diffaugment="")
+    task = SampleTask(cfg, CPU, log=lambda m: None)
+    torch.manual_seed(0)
+    batch = task.next_batch()
+    batch["labels"] = torch.tensor([0, 1, 0, 1, 0, 1])
+    batch["real"] = torch.tensor([0.1, 0.12, 0.62, 0.6, 0.9, 0.95])[:, None, None, None].expand(-1, 3, 16, 16)
+    calls = []
+
+    def flat(z, labels):  # a stand-in generator: grey levels fixed per row, whatever the latent
+        calls.append(len(z))
+        return torch.tensor([0.45, 0.9, 0.05, 0.3, 0.8, 0.65])[:, None, None, None].expand(-1, 3, 16, 16)
+
+    fake = task.generate(flat, batch)
+    assert calls == [6] and fake.shape == (6, 3, 16, 16)  # no candidates drawn: the batch is the pool
+    # reals 0 (0.1, class 0), 1 (0.12, class 1), 2 (0.62, class 0): the nearest of their class among fakes 0/2/4 and
+    # 1/3/5, not the nearest of all (0.05 for real 1, 0.65 for real 2)
+    assert torch.equal(task._nearest_in_batch(fake, batch)[:, 0, 0, 0], torch.tensor([0.05, 0.3, 0.45]))
+    model = models.build("gan_gen", {**TINY_G, "channels": 3, "num_classes": 2})
+    disc = models.build("gan_disc", {**TINY_D, "image_size": 16, "channels": 3, "num_classes": 2}).eval()
+    fake = task.generate(model, batch)
+    assert len(fake) == 6
+    loss, logs = task.g_loss(fake, batch, disc)
+    task.cfg.coverage_weight = 0.0
+    plain, _ = task.g_loss(fake, batch, disc)
+    small = lambda x: F.adaptive_avg_pool2d(x, 16).flatten(1)  # noqa: E731
+    dist = torch.cdist(small(batch["real"][:3]), small(fake.detach()))
+    dist[batch["labels"][:3, None] != batch["labels"][None]] = float("inf")
+    want = F.l1_loss(fake[dist.argmin(1)], batch["real"][:3])
+    assert logs["cover_l1"] == pytest.approx(want.item(), rel=1e-5)
+    assert torch.allclose(loss - plain, 2.0 * want, atol=1e-5)
+    with pytest.raises(ValueError, match="coverage_pool"):
+        TrainConfig(task="sample", data=[str(class_data)], coverage_pool=-1)
+
+
 def test_coverage_size_compares_average_pooled_images(class_data):
     cfg = TrainConfig(task="sample", data=[str(class_data)], model=TINY_G, disc=TINY_D, batch=6, eval_images=0,
                       coverage_weight=2.0, coverage_pool=3, coverage_size=4, diffaugment="")

@@ -55,7 +55,10 @@ class TrainConfig:
     #                               nearest of coverage_pool samples of the image's class (16x16 pixels) is pulled to
     #                               it by an L1 loss of this weight, so that every training image has a sample near
     #                               it (against mode collapse and blob-like samples on small data); 0: off
-    coverage_pool: int = 8  # sample: candidate latents drawn per real image for that nearest-sample search
+    coverage_pool: int = 8  # sample: candidate latents drawn per real image for that nearest-sample search; 0: search
+    #                         the batch's own samples of the image's class instead (no extra generator passes: the
+    #                         term at no cost; the matched samples are also shown to D, the batch's class shares set
+    #                         how many candidates each image has)
     coverage_size: int = 0  # sample: the side to which the matched sample and its real image are average-pooled
     #                         before that L1 (e.g. 16: the term then asks for each image's layout and colours and
     #                         leaves its details to the discriminator); 0: full resolution
@@ -72,8 +75,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.eval_images < 0:
             raise ValueError(f"eval_images must be 0 or more, got {self.eval_images}")
-        if self.coverage_pool < 1:
-            raise ValueError(f"coverage_pool must be 1 or more, got {self.coverage_pool}")
+        if self.coverage_pool < 0:
+            raise ValueError(f"coverage_pool must be 0 (the batch's own samples) or more, got {self.coverage_pool}")
         if self.lecam_weight < 0 or not 0 <= self.lecam_decay < 1:
             raise ValueError(f"lecam_weight must be 0 or more and lecam_decay in [0, 1), got {self.lecam_weight} and "
                              f"{self.lecam_decay}")

@@ -185,7 +185,7 @@ class SampleTask:
     def generate(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The batch's samples; with the coverage term, followed by the matched samples of half its real images."""
         z, labels = batch["z"], batch.get("labels")
-        if self.cfg.coverage_weight > 0:
+        if self.cfg.coverage_weight > 0 and self.cfg.coverage_pool > 0:
             zm, lm = self._nearest_latents(model, batch)
             z = torch.cat([z, zm])
             labels = None if labels is None else torch.cat([labels, lm])
@@ -207,9 +207,24 @@ class SampleTask:
         pick = dist.argmin(1) + torch.arange(m, device=real.device) * k
         return z[pick], lm
 
+    def _nearest_in_batch(self, fake: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """coverage_pool 0: for each of the first half of the real images, the batch's own sample of its class nearest
+        to it at 16x16 (samples are drawn with the real images' labels, so each image has at least one candidate)."""
+        real = batch["real"][: max(1, len(batch["real"]) // 2)]
+        with torch.no_grad():
+            small = lambda x: F.adaptive_avg_pool2d(x.float(), 16).flatten(1)  # noqa: E731
+            dist = torch.cdist(small(real), small(fake.detach()))
+            labels = batch.get("labels")
+            if labels is not None:
+                dist = dist.masked_fill(labels[: len(real), None] != labels[None, : len(fake)], math.inf)
+            pick = dist.argmin(1)
+        return fake[pick]
+
     def g_loss(self, fake: torch.Tensor, batch: dict[str, torch.Tensor], disc: torch.nn.Module | None
                ) -> tuple[torch.Tensor, dict[str, float]]:
         fake, matched = fake[: len(batch["z"])], fake[len(batch["z"]) :]
+        if self.cfg.coverage_weight > 0 and self.cfg.coverage_pool == 0:
+            matched = self._nearest_in_batch(fake, batch)
         seen = diffaug.augment(fake, self.policy)
         if self.projected:
             score, proj = disc(seen, batch.get("labels"), projected=True)
