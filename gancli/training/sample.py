@@ -183,7 +183,8 @@ class SampleTask:
 
     # ----------------------------------------------------------------------------------------------- losses
     def generate(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The batch's samples; with the coverage term, followed by the matched samples of half its real images."""
+        """The batch's samples; with the coverage term's own search (coverage_pool > 0), followed by the matched samples
+        of half its real images (coverage_pool 0 picks them from the batch in g_loss)."""
         z, labels = batch["z"], batch.get("labels")
         if self.cfg.coverage_weight > 0 and self.cfg.coverage_pool > 0:
             zm, lm = self._nearest_latents(model, batch)
