@@ -105,6 +105,11 @@ class ArraySampler:
         self.rng = np.random.default_rng(seed)
 
 
+def _thumb(x: torch.Tensor) -> torch.Tensor:
+    """The coverage term's view of an image batch for its nearest-sample search: 16x16 averages, flattened."""
+    return F.adaptive_avg_pool2d(x.float(), 16).flatten(1)
+
+
 class SampleTask:
     name = "sample"
 
@@ -203,8 +208,7 @@ class SampleTask:
         labels = batch.get("labels")
         lm = None if labels is None else labels[:m]
         cand = model(z, None if lm is None else lm.repeat_interleave(k))
-        small = lambda x: F.adaptive_avg_pool2d(x.float(), 16).flatten(1)  # noqa: E731
-        dist = (small(cand).view(m, k, -1) - small(real)[:, None]).pow(2).sum(2)
+        dist = (_thumb(cand).view(m, k, -1) - _thumb(real)[:, None]).pow(2).sum(2)
         pick = dist.argmin(1) + torch.arange(m, device=real.device) * k
         return z[pick], lm
 
@@ -213,8 +217,7 @@ class SampleTask:
         to it at 16x16 (samples are drawn with the real images' labels, so each image has at least one candidate)."""
         real = batch["real"][: max(1, len(batch["real"]) // 2)]
         with torch.no_grad():
-            small = lambda x: F.adaptive_avg_pool2d(x.float(), 16).flatten(1)  # noqa: E731
-            dist = torch.cdist(small(real), small(fake.detach()))
+            dist = torch.cdist(_thumb(real), _thumb(fake.detach()))
             labels = batch.get("labels")
             if labels is not None:
                 dist = dist.masked_fill(labels[: len(real), None] != labels[None, : len(fake)], math.inf)
